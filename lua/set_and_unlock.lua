@@ -1,0 +1,26 @@
+-- set_and_unlock.lua: store a computed value, then release the lock if we still hold it.
+-- KEYS[1]  value key  KEYS[2] lock key (same slot)
+-- ARGV[1]  lock token  ARGV[2] value  ARGV[3] ttl ms (integer >= 0; 0 or "" = no expiry)
+-- Returns  {stored 1, unlocked 1|0}
+-- Example  redis-cli --eval lua/set_and_unlock.lua cache:{user:1} cache:{user:1}:lock , tok-1 hello 60000
+
+-- The value is stored even if our lock expired or was taken over: it is
+-- freshly computed, so last writer wins. Only the lock is token-guarded.
+-- No wake-up message: waiters poll with backoff bounded by the lock's PTTL.
+local token, value, ttl = ARGV[1], ARGV[2], ARGV[3] or ''
+if not value then
+  return redis.error_reply('ERR set_and_unlock: missing value')
+end
+if not (ttl == '' or ttl == '0' or (#ttl <= 15 and ttl:match('^[1-9]%d*$'))) then
+  return redis.error_reply('ERR set_and_unlock: ttl must be an integer of ms >= 0')
+end
+if ttl == '' or ttl == '0' then
+  redis.call('SET', KEYS[1], value)
+else
+  redis.call('SET', KEYS[1], value, 'PX', ttl)
+end
+local unlocked = 0
+if redis.call('GET', KEYS[2]) == token then
+  unlocked = redis.call('DEL', KEYS[2])
+end
+return {1, unlocked}

@@ -1,0 +1,218 @@
+//! Basic key operations, all namespaced: `get`, `set` (ex/nx/xx), `delete`,
+//! `exists`, `expire`, `ttl`.
+
+use std::time::Duration;
+
+use redis::{FromRedisValue, ToRedisArgs};
+
+use crate::error::{Error, Result};
+use crate::retry::Idempotency;
+use crate::service::RedisService;
+
+/// Options of a write: expiry and condition.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_atomics::SetOptions;
+///
+/// let opts = SetOptions::new().ex(Duration::from_secs(30)).nx();
+/// assert!(opts.validate().is_ok());
+/// assert!(SetOptions::new().nx().xx().validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetOptions {
+    /// Expire after this long (sub-second precision is kept). Defaults to none.
+    pub ex: Option<Duration>,
+    /// Only write when the key does not exist. Defaults to false.
+    pub nx: bool,
+    /// Only write when the key exists. Defaults to false.
+    pub xx: bool,
+}
+
+impl SetOptions {
+    /// No expiry, no condition.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Expire after `ttl`.
+    #[must_use]
+    pub fn ex(mut self, ttl: Duration) -> Self {
+        self.ex = Some(ttl);
+        self
+    }
+
+    /// Write only if the key is absent.
+    #[must_use]
+    pub fn nx(mut self) -> Self {
+        self.nx = true;
+        self
+    }
+
+    /// Write only if the key is present.
+    #[must_use]
+    pub fn xx(mut self) -> Self {
+        self.xx = true;
+        self
+    }
+
+    /// Rejects nx together with xx, and a zero expiry.
+    pub fn validate(&self) -> Result<()> {
+        if self.nx && self.xx {
+            return Err(Error::validation("nx and xx cannot both be set"));
+        }
+        if let Some(ttl) = self.ex {
+            ttl_millis(ttl)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a retry after a timeout could change the answer (nx/xx).
+    pub(crate) fn idempotency(&self) -> Idempotency {
+        if self.nx || self.xx {
+            Idempotency::NonIdempotent
+        } else {
+            Idempotency::Idempotent
+        }
+    }
+
+    /// Appends `PX ms`, `NX`, `XX` to a SET command.
+    pub(crate) fn apply(&self, cmd: &mut redis::Cmd) -> Result<()> {
+        if let Some(ttl) = self.ex {
+            cmd.arg("PX").arg(ttl_millis(ttl)?);
+        }
+        if self.nx {
+            cmd.arg("NX");
+        }
+        if self.xx {
+            cmd.arg("XX");
+        }
+        Ok(())
+    }
+}
+
+/// A TTL in whole milliseconds (rounded up); zero is rejected.
+pub(crate) fn ttl_millis(ttl: Duration) -> Result<u64> {
+    if ttl.is_zero() {
+        return Err(Error::validation("an expiry must be greater than zero"));
+    }
+    let ms = ttl.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).map_err(|_| Error::validation("an expiry is too large"))
+}
+
+/// The time to live of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ttl {
+    /// The key does not exist.
+    Missing,
+    /// The key exists and never expires.
+    Persistent,
+    /// The key expires after this long.
+    Expires(Duration),
+}
+
+impl RedisService {
+    /// `GET key`: the value, or `None` when the key is missing.
+    /// `T` is any redis-rs reply type: `String`, `Vec<u8>`, integers, ….
+    pub async fn get<T: FromRedisValue>(&self, key: &str) -> Result<Option<T>> {
+        let key = self.key(key);
+        let cmd = redis::cmd("GET").arg(&key).clone();
+        self.query("get", Some(&key), Idempotency::Idempotent, &cmd)
+            .await
+    }
+
+    /// `SET key value [PX ms] [NX|XX]`: `true` when written, `false` when nx/xx
+    /// prevented it. nx with xx is rejected before any round trip.
+    pub async fn set<V: ToRedisArgs + Sync>(
+        &self,
+        key: &str,
+        value: V,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let key = self.key(key);
+        options.validate().map_err(|e| e.with_key(&key))?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&key).arg(value);
+        options.apply(&mut cmd)?;
+        let reply: Option<String> = self
+            .query("set", Some(&key), options.idempotency(), &cmd)
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    /// Deletes keys (`UNLINK`, freed in the background); returns how many existed.
+    /// On a cluster, keys are grouped by slot.
+    pub async fn delete<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
+        let full: Vec<String> = keys.iter().map(|k| self.key(k.as_ref())).collect();
+        let mut removed = 0;
+        for group in self.slot_groups(&full) {
+            let cmd = redis::cmd("UNLINK").arg(&group).clone();
+            let n: u64 = self
+                .query(
+                    "delete",
+                    group.first().map(String::as_str),
+                    Idempotency::Idempotent,
+                    &cmd,
+                )
+                .await?;
+            removed += n;
+        }
+        Ok(removed)
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let key = self.key(key);
+        let cmd = redis::cmd("EXISTS").arg(&key).clone();
+        let n: u64 = self
+            .query("exists", Some(&key), Idempotency::Idempotent, &cmd)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Sets a TTL on `key`; `false` when the key does not exist.
+    pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let key = self.key(key);
+        let ms = ttl_millis(ttl).map_err(|e| e.with_key(&key))?;
+        let cmd = redis::cmd("PEXPIRE").arg(&key).arg(ms).clone();
+        let n: u64 = self
+            .query("expire", Some(&key), Idempotency::Idempotent, &cmd)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The time to live of `key` (millisecond precision).
+    pub async fn ttl(&self, key: &str) -> Result<Ttl> {
+        let key = self.key(key);
+        let cmd = redis::cmd("PTTL").arg(&key).clone();
+        let ms: i64 = self
+            .query("ttl", Some(&key), Idempotency::Idempotent, &cmd)
+            .await?;
+        Ok(match ms {
+            -2 => Ttl::Missing,
+            -1 => Ttl::Persistent,
+            ms => Ttl::Expires(Duration::from_millis(ms.max(0) as u64)),
+        })
+    }
+
+    /// Splits full keys into groups that one multi-key command may take: one
+    /// group for a standalone server, one per hash slot on a cluster.
+    /// Order within a group follows the input.
+    pub(crate) fn slot_groups(&self, keys: &[String]) -> Vec<Vec<String>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        if !self.is_cluster() {
+            return vec![keys.to_vec()];
+        }
+        let mut groups: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
+        for key in keys {
+            groups
+                .entry(crate::keys::slot(key.as_bytes()))
+                .or_default()
+                .push(key.clone());
+        }
+        groups.into_values().collect()
+    }
+}

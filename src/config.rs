@@ -1,0 +1,317 @@
+//! [`RedisConfig`]: where Redis is, the key namespace, retries and timeouts.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::retry::{Backoff, RetryPolicy};
+
+/// Where the service connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Topology {
+    /// One server (or a proxy), by URL, e.g. `redis://127.0.0.1:6379/0`.
+    Standalone(String),
+    /// A Redis Cluster, by the URLs of some of its nodes (the rest are discovered).
+    Cluster(Vec<String>),
+}
+
+/// Settings of a [`RedisService`](crate::RedisService), validated when built.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_atomics::{Backoff, RedisConfig};
+///
+/// let config = RedisConfig::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .namespace("billing")
+///     .retry_count(5)
+///     .retry_backoff(Backoff::Linear)
+///     .retry_delay(Duration::from_millis(50))
+///     .response_timeout(Duration::from_millis(500))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.namespace(), Some("billing"));
+/// assert_eq!(config.retry().retries(), 5);
+///
+/// // Invalid settings are rejected when built.
+/// let err = RedisConfig::builder().cluster_nodes(Vec::<String>::new()).build().unwrap_err();
+/// assert!(err.to_string().contains("cluster node list is empty"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    topology: Topology,
+    namespace: Option<String>,
+    retry: RetryPolicy,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// A builder with every default: `redis://127.0.0.1:6379`, no namespace,
+    /// 3 retries with exponential backoff from 100 ms (capped at 2 s, jitter
+    /// 0.2), connect timeout 2 s, response timeout 2 s.
+    pub fn builder() -> RedisConfigBuilder {
+        RedisConfigBuilder::default()
+    }
+
+    /// The defaults for one server at `url`.
+    pub fn new(url: impl Into<String>) -> Result<Self> {
+        Self::builder().url(url).build()
+    }
+
+    /// Reads `REDIS_CLUSTER_NODES` (comma-separated URLs; wins when set and
+    /// non-empty), else `REDIS_URL`, else `redis://127.0.0.1:6379`. Also reads
+    /// `REDIS_NAMESPACE` when set.
+    pub fn from_env() -> Result<Self> {
+        Self::builder().from_env().build()
+    }
+
+    /// Where the service connects.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The namespace prefixed to every key as `{namespace}:{key}`, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// How long a connection attempt may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long a reply may take.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+}
+
+/// Builds a [`RedisConfig`]; every setter says its default.
+#[derive(Debug, Clone)]
+pub struct RedisConfigBuilder {
+    topology: Topology,
+    namespace: Option<String>,
+    retry_count: u32,
+    retry_backoff: Backoff,
+    retry_delay: Duration,
+    max_retry_delay: Option<Duration>,
+    retry_jitter: f64,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl Default for RedisConfigBuilder {
+    fn default() -> Self {
+        let retry = RetryPolicy::default();
+        RedisConfigBuilder {
+            topology: Topology::Standalone("redis://127.0.0.1:6379".into()),
+            namespace: None,
+            retry_count: retry.retries(),
+            retry_backoff: retry.backoff(),
+            retry_delay: retry.delay(),
+            max_retry_delay: None,
+            retry_jitter: retry.jitter(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisConfigBuilder {
+    /// One server by URL. Defaults to `redis://127.0.0.1:6379`.
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.topology = Topology::Standalone(url.into());
+        self
+    }
+
+    /// A Redis Cluster by the URLs of some of its nodes. Defaults to none
+    /// (standalone).
+    #[must_use]
+    pub fn cluster_nodes<S: Into<String>>(mut self, nodes: impl IntoIterator<Item = S>) -> Self {
+        self.topology = Topology::Cluster(nodes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Reads `REDIS_URL`, `REDIS_CLUSTER_NODES` and `REDIS_NAMESPACE`; unset
+    /// variables leave the current values alone.
+    #[must_use]
+    pub fn from_env(mut self) -> Self {
+        let var = |name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
+        if let Some(url) = var("REDIS_URL") {
+            self.topology = Topology::Standalone(url.trim().to_string());
+        }
+        if let Some(nodes) = var("REDIS_CLUSTER_NODES") {
+            let nodes = nodes.split(',').map(str::trim).filter(|s| !s.is_empty());
+            self.topology = Topology::Cluster(nodes.map(String::from).collect());
+        }
+        if let Some(ns) = var("REDIS_NAMESPACE") {
+            self.namespace = Some(ns);
+        }
+        self
+    }
+
+    /// Prefix every key as `{namespace}:{key}`. Defaults to none: keys are
+    /// exactly what the caller passed.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Retries after the first attempt. Defaults to 3.
+    #[must_use]
+    pub fn retry_count(mut self, retries: u32) -> Self {
+        self.retry_count = retries;
+        self
+    }
+
+    /// How delays grow. Defaults to [`Backoff::Exponential`].
+    #[must_use]
+    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// The delay before the first retry. Defaults to 100 ms.
+    #[must_use]
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// The cap on any one delay. Defaults to 2 s (or the retry delay if larger).
+    #[must_use]
+    pub fn max_retry_delay(mut self, delay: Duration) -> Self {
+        self.max_retry_delay = Some(delay);
+        self
+    }
+
+    /// The fraction (0.0–1.0) of each delay removed at random. Defaults to 0.2.
+    #[must_use]
+    pub fn retry_jitter(mut self, jitter: f64) -> Self {
+        self.retry_jitter = jitter;
+        self
+    }
+
+    /// How long a connection attempt may take. Defaults to 2 s.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a reply may take. Defaults to 2 s.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Validates and builds the configuration.
+    pub fn build(self) -> Result<RedisConfig> {
+        match &self.topology {
+            Topology::Standalone(url) => check_url(url)?,
+            Topology::Cluster(nodes) if nodes.is_empty() => {
+                return Err(Error::config(
+                    "the cluster node list is empty: give at least one node URL",
+                ));
+            }
+            Topology::Cluster(nodes) => nodes.iter().try_for_each(|url| check_url(url))?,
+        }
+        if let Some(ns) = &self.namespace {
+            if ns.is_empty() {
+                return Err(Error::config(
+                    "the namespace is empty: leave it unset for no namespace",
+                ));
+            }
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::config("connect_timeout must be greater than zero"));
+        }
+        if self.response_timeout.is_zero() {
+            return Err(Error::config("response_timeout must be greater than zero"));
+        }
+        let mut retry = RetryPolicy::new(self.retry_count, self.retry_backoff, self.retry_delay)?
+            .with_jitter(self.retry_jitter)?;
+        if let Some(max) = self.max_retry_delay {
+            retry = retry.with_max_delay(max)?;
+        }
+        Ok(RedisConfig {
+            topology: self.topology,
+            namespace: self.namespace,
+            retry,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+        })
+    }
+}
+
+fn check_url(url: &str) -> Result<()> {
+    use redis::IntoConnectionInfo;
+    url.into_connection_info()
+        .map(drop)
+        .map_err(|e| Error::config(format!("invalid Redis URL {url:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = RedisConfig::builder().build().unwrap();
+        assert_eq!(
+            c.topology(),
+            &Topology::Standalone("redis://127.0.0.1:6379".into())
+        );
+        assert_eq!(c.namespace(), None);
+        assert_eq!(c.retry().retries(), 3);
+        assert_eq!(c.retry().backoff(), Backoff::Exponential);
+        assert_eq!(c.retry().delay(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let cases = [
+            (
+                RedisConfig::builder().connect_timeout(Duration::ZERO),
+                "connect_timeout",
+            ),
+            (
+                RedisConfig::builder().response_timeout(Duration::ZERO),
+                "response_timeout",
+            ),
+            (
+                RedisConfig::builder().cluster_nodes(Vec::<String>::new()),
+                "cluster node list is empty",
+            ),
+            (RedisConfig::builder().url("nope://x"), "invalid Redis URL"),
+            (RedisConfig::builder().namespace(""), "namespace is empty"),
+            (
+                RedisConfig::builder().retry_delay(Duration::ZERO),
+                "retry_delay",
+            ),
+            (RedisConfig::builder().retry_jitter(2.0), "retry_jitter"),
+            (
+                RedisConfig::builder().max_retry_delay(Duration::from_millis(1)),
+                "max_retry_delay",
+            ),
+        ];
+        for (builder, needle) in cases {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Config);
+            assert!(err.to_string().contains(needle), "{err} lacks {needle}");
+        }
+    }
+}

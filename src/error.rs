@@ -1,0 +1,343 @@
+//! The one public error type, [`Error`], and its [`ErrorKind`].
+//!
+//! Every fallible call in the crate returns [`Result<T>`](crate::Result). An
+//! error knows what went wrong ([`Error::kind`]), which Redis key it concerns
+//! when there is one ([`Error::key`]), the field path of a decode failure
+//! ([`Error::path`]) and how many attempts the retry policy made
+//! ([`Error::attempts`]). Its `Display` reads like
+//! `user:1: .address.zip: invalid type: integer, expected a string`.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A shorthand for `std::result::Result<T, redis_atomics::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] is.
+///
+/// The kind decides whether the retry policy may repeat an operation: see
+/// [`Error::is_retryable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The connection could not be made, or broke (refused, reset, closed).
+    Connection,
+    /// A connect or response timeout elapsed.
+    Timeout,
+    /// A transient server or cluster state: `TRYAGAIN`, `CLUSTERDOWN`,
+    /// `LOADING`, `MASTERDOWN`, `READONLY` (a failover in progress).
+    Unavailable,
+    /// A value could not be serialized before it was sent.
+    Serialization,
+    /// A stored value could not be decoded into the requested type.
+    /// [`Error::key`] and [`Error::path`] say where.
+    Deserialization,
+    /// The caller's input was rejected before any round trip.
+    Validation,
+    /// A Lua script failed on the server.
+    Script,
+    /// `WRONGTYPE`: the key holds a value of another type (for example a list).
+    WrongType,
+    /// `OOM`: the server is out of memory under a `noeviction` policy.
+    OutOfMemory,
+    /// The configuration is invalid.
+    Config,
+    /// The circuit breaker is open: Redis was failing and is not being called.
+    CircuitOpen,
+    /// Any other error the server returned.
+    Server,
+    /// A reply did not have the expected shape.
+    Protocol,
+}
+
+impl ErrorKind {
+    /// A short lowercase name of the kind, as used in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connection => "connection error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Unavailable => "server unavailable",
+            ErrorKind::Serialization => "serialization error",
+            ErrorKind::Deserialization => "deserialization error",
+            ErrorKind::Validation => "invalid input",
+            ErrorKind::Script => "script error",
+            ErrorKind::WrongType => "wrong type",
+            ErrorKind::OutOfMemory => "out of memory",
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::CircuitOpen => "circuit open",
+            ErrorKind::Server => "server error",
+            ErrorKind::Protocol => "unexpected reply",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The crate's error: a kind, a message, and where it happened.
+///
+/// Cheap to clone (the source is shared), so one failure can be handed to
+/// every waiter of a single-flight computation.
+///
+/// ```
+/// use redis_atomics::{Error, ErrorKind};
+///
+/// let err = Error::validation("nx and xx cannot both be set").with_key("user:1");
+/// assert_eq!(err.kind(), ErrorKind::Validation);
+/// assert_eq!(err.key(), Some("user:1"));
+/// assert!(!err.is_retryable());
+/// assert_eq!(err.to_string(), "user:1: invalid input: nx and xx cannot both be set");
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    key: Option<String>,
+    path: Option<String>,
+    attempts: u32,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// A new error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            key: None,
+            path: None,
+            attempts: 0,
+            source: None,
+        }
+    }
+
+    /// A [`ErrorKind::Validation`] error.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Validation, message)
+    }
+
+    /// A [`ErrorKind::Config`] error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    /// A [`ErrorKind::Protocol`] error: a reply of an unexpected shape.
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Protocol, message)
+    }
+
+    /// Names the Redis key this error concerns.
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Names the field path (for decode errors), e.g. `.address.zip`.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.path = (!path.is_empty()).then_some(path);
+        self
+    }
+
+    /// Attaches the underlying cause.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without key or path.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The Redis key (as stored, namespace included) this error concerns.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The field path of a decode or validation failure, e.g. `.address.zip`.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// How many attempts were made before this error was returned (0 when the
+    /// operation never reached Redis, e.g. a validation error).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Whether the failure is transient, so that trying again later may
+    /// succeed: connection errors, timeouts, `TRYAGAIN`/`CLUSTERDOWN`/
+    /// `LOADING`/`MASTERDOWN`/`READONLY`, and an open circuit breaker.
+    ///
+    /// Never for `WRONGTYPE`, `OOM`, script, decode or validation errors. The
+    /// retry policy itself is stricter: it repeats a timed-out operation only
+    /// when the operation is idempotent.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::Unavailable
+                | ErrorKind::CircuitOpen
+        )
+    }
+
+    /// Whether a connect or response timeout elapsed.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// Whether the error says Redis could not be reached or used at all
+    /// (connection, timeout, unavailable, circuit open): the cases in which
+    /// the cache wrapper degrades to calling the function.
+    pub fn is_unreachable(&self) -> bool {
+        self.is_retryable()
+    }
+
+    /// Classifies an error of the redis-rs driver.
+    pub(crate) fn from_redis(err: redis::RedisError) -> Self {
+        let kind = classify(&err);
+        let message = err.to_string();
+        Error::new(kind, message).with_source(err)
+    }
+}
+
+/// Maps a driver error onto an [`ErrorKind`].
+fn classify(err: &redis::RedisError) -> ErrorKind {
+    use redis::{ErrorKind as K, ServerErrorKind as S};
+    if err.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    let text = err.to_string();
+    // Redis 6.2 wraps errors raised inside scripts as
+    // `ERR Error running script (…): @user_script:17: WRONGTYPE …`.
+    if text.contains("WRONGTYPE") {
+        return ErrorKind::WrongType;
+    }
+    if err.code() == Some("OOM") || text.contains("OOM command not allowed") {
+        return ErrorKind::OutOfMemory;
+    }
+    match err.code() {
+        Some("TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "READONLY") => {
+            return ErrorKind::Unavailable;
+        }
+        Some("NOSCRIPT") => return ErrorKind::Script,
+        _ => {}
+    }
+    match err.kind() {
+        K::Io | K::ClusterConnectionNotFound => {
+            if err.to_string().to_ascii_lowercase().contains("timed out") {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Connection
+            }
+        }
+        K::Server(S::TryAgain | S::ClusterDown | S::BusyLoading | S::MasterDown | S::ReadOnly) => {
+            ErrorKind::Unavailable
+        }
+        K::Server(S::ExecAbort) => ErrorKind::Script,
+        K::Parse | K::UnexpectedReturnType => ErrorKind::Protocol,
+        K::InvalidClientConfig => ErrorKind::Config,
+        _ if is_script_error(err) => ErrorKind::Script,
+        _ => ErrorKind::Server,
+    }
+}
+
+fn is_script_error(err: &redis::RedisError) -> bool {
+    let text = err.to_string();
+    text.contains("script:")
+        || text.contains("Error running script")
+        || text.contains("user_script")
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, "{path}: ")?;
+        }
+        match self.kind {
+            ErrorKind::Deserialization => f.write_str(&self.message)?,
+            kind => write!(f, "{kind}: {}", self.message)?,
+        }
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("key", &self.key)
+            .field("path", &self.path)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(err: redis::RedisError) -> Self {
+        Error::from_redis(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_key_and_path() {
+        let err = Error::new(
+            ErrorKind::Deserialization,
+            "invalid type: integer, expected a string",
+        )
+        .with_key("user:1")
+        .with_path(".address.zip");
+        assert_eq!(
+            err.to_string(),
+            "user:1: .address.zip: invalid type: integer, expected a string"
+        );
+    }
+
+    #[test]
+    fn classifies_server_codes() {
+        let wrong = redis::RedisError::from((redis::ErrorKind::Extension, "x"));
+        assert_eq!(classify(&wrong), ErrorKind::Server);
+        let io =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(classify(&io), ErrorKind::Connection);
+        let timeout = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert_eq!(classify(&timeout), ErrorKind::Timeout);
+    }
+}

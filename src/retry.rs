@@ -1,0 +1,319 @@
+//! Auto-retry: [`RetryPolicy`], [`Backoff`], and which failures are retried.
+//!
+//! Every operation of the service runs through [`RetryPolicy::run`]. An
+//! operation declares whether it is idempotent ([`Idempotency`]). A failure
+//! is retried only when it is safe:
+//!
+//! | failure | idempotent op | non-idempotent op |
+//! |---|---|---|
+//! | connection refused (the command never left) | retried | retried |
+//! | connection reset / closed mid-request | retried | **not** retried |
+//! | timeout | retried | **not** retried (it may have run) |
+//! | `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `READONLY` | retried | retried (the server refused it) |
+//! | `WRONGTYPE`, `OOM`, script, decode, validation errors | never | never |
+//!
+//! The delay before retry *n* (1-based) is `delay × factor(n)` capped at
+//! `max_delay`, where factor is `2^(n-1)` ([`Backoff::Exponential`]), `n`
+//! ([`Backoff::Linear`]) or `1` ([`Backoff::Fixed`]); then jitter removes up to
+//! `jitter × delay` at random so that many clients do not retry in lock step.
+//! Each retry is logged at `warn` with its attempt number and delay.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// How the delay grows between retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backoff {
+    /// `delay × 2^(attempt-1)`, capped. The default.
+    #[default]
+    Exponential,
+    /// `delay × attempt`, capped.
+    Linear,
+    /// `delay` every time.
+    Fixed,
+}
+
+/// Whether repeating an operation after an ambiguous failure (a timeout, a
+/// connection reset mid-request) is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Running it twice has the same effect as once (reads, plain `SET`,
+    /// scripts keyed by a request id or a lock token).
+    Idempotent,
+    /// Running it twice may have another effect (`INCR`, `SET NX`, a rate-limit
+    /// check without a request id): retried only when the server surely did
+    /// not run it.
+    NonIdempotent,
+}
+
+/// The retry settings, validated when built (see [`crate::RedisConfigBuilder`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_atomics::{Backoff, RetryPolicy};
+///
+/// let policy = RetryPolicy::new(3, Backoff::Exponential, Duration::from_millis(100))
+///     .unwrap()
+///     .with_max_delay(Duration::from_secs(1))
+///     .unwrap()
+///     .with_jitter(0.0)
+///     .unwrap();
+/// assert_eq!(policy.base_delay(1), Duration::from_millis(100));
+/// assert_eq!(policy.base_delay(3), Duration::from_millis(400));
+/// assert_eq!(policy.base_delay(30), Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    retries: u32,
+    backoff: Backoff,
+    delay: Duration,
+    max_delay: Duration,
+    jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 3,
+            backoff: Backoff::Exponential,
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy of `retries` retries after the first attempt. `delay` must be
+    /// > 0 when `retries` > 0. The cap defaults to 2 s (raised to `delay` if
+    /// smaller) and jitter to 0.2.
+    pub fn new(retries: u32, backoff: Backoff, delay: Duration) -> Result<Self> {
+        if retries > 0 && delay.is_zero() {
+            return Err(Error::config("retry_delay must be greater than zero"));
+        }
+        Ok(RetryPolicy {
+            retries,
+            backoff,
+            delay,
+            max_delay: Duration::from_secs(2).max(delay),
+            jitter: 0.2,
+        })
+    }
+
+    /// No retries at all: one attempt.
+    pub fn none() -> Self {
+        RetryPolicy {
+            retries: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Caps every delay at `max_delay`, which must be ≥ the base delay.
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Result<Self> {
+        if max_delay < self.delay {
+            return Err(Error::config(format!(
+                "max_retry_delay ({max_delay:?}) must be at least retry_delay ({:?})",
+                self.delay
+            )));
+        }
+        self.max_delay = max_delay;
+        Ok(self)
+    }
+
+    /// The fraction of each delay (0.0 to 1.0) that is randomly removed.
+    pub fn with_jitter(mut self, jitter: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(Error::config(format!(
+                "retry_jitter must be between 0.0 and 1.0, got {jitter}"
+            )));
+        }
+        self.jitter = jitter;
+        Ok(self)
+    }
+
+    /// Retries after the first attempt.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The backoff shape.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// The delay before the first retry.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// The cap on any single delay.
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The jitter fraction.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+
+    /// The delay before retry `retry` (1-based), before jitter. Never panics
+    /// or overflows: large attempt numbers saturate at the cap.
+    pub fn base_delay(&self, retry: u32) -> Duration {
+        let n = retry.max(1);
+        let factor: u32 = match self.backoff {
+            Backoff::Exponential => 2u32.saturating_pow(n - 1),
+            Backoff::Linear => n,
+            Backoff::Fixed => 1,
+        };
+        self.delay.saturating_mul(factor).min(self.max_delay)
+    }
+
+    /// The delay before retry `retry` with jitter applied, where `unit` is a
+    /// random number in `[0, 1)`. Always within
+    /// `[base × (1 − jitter), base]`.
+    pub fn delay_with_jitter(&self, retry: u32, unit: f64) -> Duration {
+        let base = self.base_delay(retry);
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        base.mul_f64(1.0 - self.jitter * unit)
+    }
+
+    /// Whether `err` may be retried for an operation of this idempotency.
+    pub fn should_retry(err: &Error, idempotency: Idempotency) -> bool {
+        match err.kind() {
+            ErrorKind::Unavailable => true,
+            ErrorKind::Connection => idempotency == Idempotency::Idempotent || never_sent(err),
+            ErrorKind::Timeout => idempotency == Idempotency::Idempotent,
+            _ => false,
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails with a non-retryable error, or
+    /// the retries are used up. `op` and `key` name the operation in logs.
+    /// The returned error carries the number of attempts made.
+    pub async fn run<T, F, Fut>(
+        &self,
+        op: &str,
+        key: Option<&str>,
+        idempotency: Idempotency,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut made = 0u32;
+        loop {
+            made += 1;
+            let err = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let retry = made <= self.retries && Self::should_retry(&err, idempotency);
+            if !retry {
+                let err = match (err.key(), key) {
+                    (None, Some(key)) => err.with_key(key),
+                    _ => err,
+                };
+                return Err(err.with_attempts(made));
+            }
+            let delay = self.delay_with_jitter(made, rand::random::<f64>());
+            tracing::warn!(
+                op,
+                key = key.unwrap_or(""),
+                attempt = made,
+                of = self.retries + 1,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "redis operation failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// A refused connection means the command was never sent.
+fn never_sent(err: &Error) -> bool {
+    use std::error::Error as _;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(redis_err) = cause.downcast_ref::<redis::RedisError>() {
+            return redis_err.is_connection_refusal();
+        }
+        source = cause.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn policy(backoff: Backoff, delay_ms: u64, max_ms: u64, jitter: f64) -> RetryPolicy {
+        RetryPolicy::new(5, backoff, Duration::from_millis(delay_ms))
+            .unwrap()
+            .with_max_delay(Duration::from_millis(max_ms.max(delay_ms)))
+            .unwrap()
+            .with_jitter(jitter)
+            .unwrap()
+    }
+
+    #[test]
+    fn shapes() {
+        let exp = policy(Backoff::Exponential, 100, 10_000, 0.0);
+        let lin = policy(Backoff::Linear, 100, 10_000, 0.0);
+        let fix = policy(Backoff::Fixed, 100, 10_000, 0.0);
+        let ms = |p: &RetryPolicy, n| p.base_delay(n).as_millis();
+        assert_eq!([ms(&exp, 1), ms(&exp, 2), ms(&exp, 4)], [100, 200, 800]);
+        assert_eq!([ms(&lin, 1), ms(&lin, 2), ms(&lin, 4)], [100, 200, 400]);
+        assert_eq!([ms(&fix, 1), ms(&fix, 2), ms(&fix, 4)], [100, 100, 100]);
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected() {
+        assert!(RetryPolicy::new(3, Backoff::Fixed, Duration::ZERO).is_err());
+        assert!(RetryPolicy::new(0, Backoff::Fixed, Duration::ZERO).is_ok());
+        let p = RetryPolicy::new(3, Backoff::Fixed, Duration::from_millis(10)).unwrap();
+        assert!(p.clone().with_jitter(1.5).is_err());
+        assert!(p.clone().with_jitter(f64::NAN).is_err());
+        assert!(p.with_max_delay(Duration::from_millis(1)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn delay_is_capped_monotonic_and_jitter_bounded(
+            delay_ms in 1u64..5_000,
+            extra_ms in 0u64..100_000,
+            jitter in 0.0f64..=1.0,
+            retry in 1u32..10_000,
+            unit in 0.0f64..1.0,
+            shape in 0usize..3,
+        ) {
+            let backoff = [Backoff::Exponential, Backoff::Linear, Backoff::Fixed][shape];
+            let p = policy(backoff, delay_ms, delay_ms + extra_ms, jitter);
+            let base = p.base_delay(retry);
+            prop_assert!(base <= p.max_delay());
+            prop_assert!(base >= p.delay().min(p.max_delay()));
+            prop_assert!(p.base_delay(retry + 1) >= base);
+            let jittered = p.delay_with_jitter(retry, unit);
+            prop_assert!(jittered <= base);
+            prop_assert!(jittered >= base.mul_f64(1.0 - jitter) - Duration::from_nanos(1));
+        }
+
+        #[test]
+        fn exponential_doubles_until_the_cap(delay_ms in 1u64..1_000, retry in 1u32..20) {
+            let p = policy(Backoff::Exponential, delay_ms, u64::MAX / 4_000_000, 0.0);
+            let expected = Duration::from_millis(delay_ms)
+                .saturating_mul(2u32.saturating_pow(retry - 1))
+                .min(p.max_delay());
+            prop_assert_eq!(p.base_delay(retry), expected);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The Lua script registry: SHA1s, EVALSHA with the NOSCRIPT fallback,
+//! preload, and script calls on a cluster.
+
+mod support;
+
+use redis_atomics::{Idempotency, RedisConfig, RedisService, scripts};
+
+async fn standalone(prefix: &str) -> RedisService {
+    let server = support::shared_server().await;
+    let config = RedisConfig::builder()
+        .url(server.url())
+        .namespace(prefix)
+        .build()
+        .unwrap();
+    RedisService::connect(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn embedded_sha1_equals_script_load() {
+    let server = support::shared_server().await;
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    assert!(scripts::all().len() >= 5, "every lua/ file is embedded");
+    for script in scripts::all() {
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script.source())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(sha, script.sha1(), "{}", script.name());
+    }
+}
+
+#[tokio::test]
+async fn every_lua_file_is_listed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".lua"))
+        .collect();
+    files.sort();
+    let listed: Vec<String> = scripts::all()
+        .iter()
+        .map(|s| format!("{}.lua", s.name()))
+        .collect();
+    assert_eq!(files, listed);
+}
+
+#[tokio::test]
+async fn script_flush_between_calls_is_invisible() {
+    let p = support::unique_prefix("flush");
+    let svc = standalone(&p).await;
+    let server = support::shared_server().await;
+    let mut raw = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+
+    let n: u64 = svc
+        .eval_script(
+            "mset_expire",
+            &["{a}1", "{a}2"],
+            &["60000", "x", "y"],
+            Idempotency::Idempotent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let n: u64 = svc
+        .eval_script(
+            "mset_expire",
+            &["{a}3"],
+            &["60000", "z"],
+            Idempotency::Idempotent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let v: String = redis::cmd("GET")
+        .arg(format!("{p}:{{a}}3"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(v, "z");
+    // The fallback cached the script again: EVALSHA works directly now.
+    let sha = scripts::get("mset_expire").unwrap().sha1();
+    let exists: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(sha)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(exists, vec![true]);
+}
+
+#[tokio::test]
+async fn script_errors_are_not_retried_and_name_the_script() {
+    let p = support::unique_prefix("scripterr");
+    let svc = standalone(&p).await;
+    // A zero TTL is refused by the script itself.
+    let err = svc
+        .eval_script::<u64, _>("mset_expire", &["k"], &["0", "v"], Idempotency::Idempotent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), redis_atomics::ErrorKind::Script, "{err:?}");
+    assert_eq!(err.attempts(), 1);
+    assert!(err.to_string().contains("mset_expire"), "{err}");
+    let err = svc
+        .eval_script::<u64, &str>("no_such_script", &[], &[], Idempotency::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no_such_script"), "{err}");
+}
+
+#[tokio::test]
+async fn preload_loads_every_script() {
+    let p = support::unique_prefix("preload");
+    let svc = standalone(&p).await;
+    let report = svc.preload().await.unwrap();
+    assert_eq!(report.loaded.len(), 1);
+    assert!(report.failed.is_empty());
+}
+
+#[tokio::test]
+async fn cluster_scripts_on_every_node_with_flush_and_preload() {
+    let cluster = support::shared_cluster().await;
+    let p = support::unique_prefix("clscripts");
+    let config = RedisConfig::builder()
+        .cluster_nodes(cluster.nodes())
+        .namespace(&p)
+        .build()
+        .unwrap();
+    let svc = RedisService::connect(config).await.unwrap();
+    let report = svc.preload().await.unwrap();
+    assert_eq!(report.loaded.len(), 3, "{report:?}");
+
+    // Keys on all three primaries; flush scripts everywhere half way.
+    let keys: Vec<String> = (0..30).map(|i| format!("{{t{i}}}:v")).collect();
+    let mut nodes = std::collections::BTreeSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        if i == 15 {
+            for url in cluster.nodes() {
+                let client = redis::Client::open(url).unwrap();
+                let mut c = client.get_multiplexed_async_connection().await.unwrap();
+                let _: () = redis::cmd("SCRIPT")
+                    .arg("FLUSH")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
+        let n: u64 = svc
+            .eval_script(
+                "mset_expire",
+                &[key],
+                &["60000", "v"],
+                Idempotency::Idempotent,
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        nodes.insert(redis_atomics::keys::slot(svc.key(key).as_bytes()) / 5462);
+    }
+    assert_eq!(nodes.len(), 3, "keys spread over the primaries");
+    for key in &keys {
+        assert_eq!(svc.get::<String>(key).await.unwrap().as_deref(), Some("v"));
+    }
+}
