@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub(crate) mod codec;
 pub mod commands;
 pub mod config;
 pub mod connection;
