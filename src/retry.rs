@@ -88,8 +88,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// A policy of `retries` retries after the first attempt. `delay` must be
-    /// > 0 when `retries` > 0. The cap defaults to 2 s (raised to `delay` if
-    /// smaller) and jitter to 0.2.
+    /// greater than zero when `retries` is. The cap defaults to 2 s (raised to
+    /// `delay` if smaller) and jitter to 0.2.
     pub fn new(retries: u32, backoff: Backoff, delay: Duration) -> Result<Self> {
         if retries > 0 && delay.is_zero() {
             return Err(Error::config("retry_delay must be greater than zero"));
