@@ -31,6 +31,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
