@@ -31,6 +31,7 @@
 
 #![allow(dead_code)]
 
+pub mod load;
 pub mod proxy;
 
 use std::collections::{HashMap, HashSet};
