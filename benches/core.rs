@@ -6,7 +6,6 @@
 //! façade/raw ratio (criterion's HTML report is in target/criterion/report/).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
