@@ -75,7 +75,13 @@ impl<T: Validate> Validate for Option<T> {
     }
 }
 
-impl<T: Validate> Validate for Box<T> {
+impl<T: Validate + ?Sized> Validate for &T {
+    fn validate(&self) -> Result<(), Invalid> {
+        (**self).validate()
+    }
+}
+
+impl<T: Validate + ?Sized> Validate for Box<T> {
     fn validate(&self) -> Result<(), Invalid> {
         (**self).validate()
     }
