@@ -2,22 +2,32 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod breaker;
+pub mod cache;
 pub(crate) mod codec;
 pub mod commands;
+pub mod compute;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod keys;
+pub(crate) mod lock;
 pub mod retry;
 pub mod scripts;
 pub mod service;
+pub(crate) mod singleflight;
+pub mod stats;
 
+pub use breaker::{CircuitBreakerOptions, CircuitState};
+pub use cache::{Args, CacheOptions, Cached};
 pub use commands::{SetOptions, Ttl};
+pub use compute::{ComputeError, ComputeOptions};
 pub use config::{RedisConfig, RedisConfigBuilder, Topology};
 pub use connection::{Connection, Node};
 pub use error::{Error, ErrorKind, Result};
 pub use retry::{Backoff, Idempotency, RetryPolicy};
 pub use service::{PreloadReport, RedisService};
+pub use stats::CacheStats;
 
 /// The redis-rs driver this crate is built on, so users get the same version.
 pub use redis;
