@@ -29,5 +29,10 @@ pub use retry::{Backoff, Idempotency, RetryPolicy};
 pub use service::{PreloadReport, RedisService};
 pub use stats::CacheStats;
 
+/// Caches an `async fn` in Redis (feature `macros`, on by default); see
+/// [`cache`] for the behaviour and the attribute's options.
+#[cfg(feature = "macros")]
+pub use redis_atomics_macros::cached;
+
 /// The redis-rs driver this crate is built on, so users get the same version.
 pub use redis;
