@@ -422,11 +422,7 @@ async fn user_by_id(service: &RedisService, id: u64, tenant: String) -> Option<U
 
 static FALLIBLE: AtomicUsize = AtomicUsize::new(0);
 
-fn is_empty(v: &Vec<u32>) -> bool {
-    v.is_empty()
-}
-
-#[cached(ttl = 1.5, skip_cache_if = is_empty, lock_ttl = 5)]
+#[cached(ttl = 1.5, skip_cache_if = |v: &Vec<u32>| v.is_empty(), lock_ttl = 5)]
 async fn numbers(service: &RedisService, mut n: u32) -> Result<Vec<u32>, String> {
     let _ = service;
     FALLIBLE.fetch_add(1, Ordering::SeqCst);
