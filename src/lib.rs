@@ -3,8 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+pub mod breaker;
+pub mod cache;
 pub(crate) mod codec;
 pub mod commands;
+pub mod compute;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -15,8 +18,14 @@ pub mod retry;
 pub mod scripts;
 pub mod service;
 pub mod temp;
+pub(crate) mod lock;
+pub(crate) mod singleflight;
+pub mod stats;
 
+pub use breaker::{CircuitBreakerOptions, CircuitState};
+pub use cache::{Args, CacheOptions, Cached};
 pub use commands::{SetOptions, Ttl};
+pub use compute::{ComputeError, ComputeOptions};
 pub use config::{RedisConfig, RedisConfigBuilder, Topology};
 pub use connection::{Connection, Node};
 pub use error::{Error, ErrorKind, Result};
@@ -24,6 +33,12 @@ pub use model::{Invalid, Validate};
 pub use retry::{Backoff, Idempotency, RetryPolicy};
 pub use service::{PreloadReport, RedisService};
 pub use temp::{DEFAULT_TEMPORARY_TTL, TempValue, TemporaryKey};
+pub use stats::CacheStats;
+
+/// Caches an `async fn` in Redis (feature `macros`, on by default); see
+/// [`cache`] for the behaviour and the attribute's options.
+#[cfg(feature = "macros")]
+pub use redis_atomics_macros::cached;
 
 /// The redis-rs driver this crate is built on, so users get the same version.
 pub use redis;

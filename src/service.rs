@@ -45,6 +45,8 @@ pub struct RedisService {
 struct Inner {
     conn: Connection,
     config: RedisConfig,
+    /// Single-flight, circuit breaker and counters of the compute paths.
+    compute: crate::compute::ComputeState,
 }
 
 impl std::fmt::Debug for RedisService {
@@ -71,6 +73,7 @@ impl RedisService {
         RedisService {
             inner: Arc::new(Inner {
                 conn: conn.into(),
+                compute: crate::compute::ComputeState::new(config.circuit_breaker()),
                 config,
             }),
             namespace,
@@ -133,6 +136,10 @@ impl RedisService {
     /// The primaries (one entry for a standalone server).
     pub async fn primaries(&self) -> Result<Vec<Node>> {
         self.inner.conn.primaries().await
+    }
+
+    pub(crate) fn compute_state(&self) -> &crate::compute::ComputeState {
+        &self.inner.compute
     }
 
     /// Runs one command under the retry policy. `key` names the operation's
