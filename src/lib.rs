@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod keys;
+pub mod rate_limit;
 pub mod retry;
 pub mod scripts;
 pub mod service;
@@ -16,6 +17,7 @@ pub use commands::{SetOptions, Ttl};
 pub use config::{RedisConfig, RedisConfigBuilder, Topology};
 pub use connection::{Connection, Node};
 pub use error::{Error, ErrorKind, Result};
+pub use rate_limit::{Algorithm, CheckOptions, Decision, Quota, RateLimiter};
 pub use retry::{Backoff, Idempotency, RetryPolicy};
 pub use service::{PreloadReport, RedisService};
 
