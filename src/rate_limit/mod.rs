@@ -154,7 +154,9 @@ impl RedisService {
         } else {
             Algorithm::FixedWindow
         };
-        let limiter = self.rate_limiter("", algorithm, Quota::new(limit, window))?;
+        let limiter = self
+            .rate_limiter("", algorithm, Quota::new(limit, window))
+            .map_err(|e| invalid(format!("rate limit for {key:?}: {}", e.message())))?;
         let d = limiter.check(key).await?;
         Ok((d.allowed, if d.allowed { d.remaining } else { 0 }))
     }
