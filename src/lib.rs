@@ -10,6 +10,7 @@ pub mod error;
 pub mod keys;
 pub mod retry;
 pub mod scripts;
+pub mod search;
 pub mod service;
 
 pub use commands::{SetOptions, Ttl};

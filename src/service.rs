@@ -45,6 +45,8 @@ pub struct RedisService {
 struct Inner {
     conn: Connection,
     config: RedisConfig,
+    /// Search index schemas (`FT.INFO`), cached for the query builder.
+    search_schemas: crate::search::SchemaCache,
 }
 
 impl std::fmt::Debug for RedisService {
@@ -72,6 +74,7 @@ impl RedisService {
             inner: Arc::new(Inner {
                 conn: conn.into(),
                 config,
+                search_schemas: Default::default(),
             }),
             namespace,
         }
@@ -123,6 +126,11 @@ impl RedisService {
     /// not wrap. Keys sent through it are not namespaced.
     pub fn connection(&self) -> Connection {
         self.inner.conn.clone()
+    }
+
+    /// The search schema cache shared by every view of this service.
+    pub(crate) fn schemas(&self) -> &crate::search::SchemaCache {
+        &self.inner.search_schemas
     }
 
     /// Whether the service talks to a Redis Cluster.
