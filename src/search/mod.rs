@@ -222,6 +222,30 @@ impl SearchIndex {
         Ok(info)
     }
 
+    /// Waits until the background scan of existing documents is done (an
+    /// index created over existing keys indexes them asynchronously), polling
+    /// `FT.INFO`; a [`Timeout`](ErrorKind::Timeout) error after `timeout`.
+    pub async fn wait_until_indexed(&self, timeout: std::time::Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let info = self.info().await?;
+            if info.percent_indexed >= 1.0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "index still {:.0}% indexed after {timeout:?}",
+                        info.percent_indexed * 100.0
+                    ),
+                )
+                .with_key(self.name()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The Redis key of document `id` (the index prefix followed by `id`).
     pub async fn key(&self, id: &str) -> Result<String> {
         Ok(self.schema().await?.doc_key(id))
@@ -319,6 +343,7 @@ fn strip_ns<'a>(service: &RedisService, full: &'a str) -> &'a str {
 }
 
 fn is_unknown_index(e: &Error) -> bool {
+    // redis-rs splits "Unknown index name" into a code and a message.
     let m = e.message().to_ascii_lowercase();
-    m.contains("unknown index name") || m.contains("no such index")
+    (m.contains("unknown") && m.contains("index name")) || m.contains("no such index")
 }

@@ -228,21 +228,31 @@ impl VectorQueryBuilder {
     }
 
     /// The `FT.SEARCH` command this builder sends, checked (the schema is
-    /// fetched only when [`filter`](Self::filter) needs it or is cached).
+    /// fetched only when [`filter`](Self::filter) needs it and is not cached).
     pub async fn render(&self) -> Result<SearchCommand> {
         self.index.standalone()?;
-        let info = if self.clauses.iter().any(|c| matches!(c, Clause::Auto(..))) {
-            Some(self.index.schema().await?)
-        } else {
-            self.index.cached_schema()
+        let info = match self.index.cached_schema() {
+            Some(info) => Some(info),
+            None if self.clauses.iter().any(|c| matches!(c, Clause::Auto(..))) => {
+                self.render_with(None)?;
+                Some(self.index.schema().await?)
+            }
+            None => None,
         };
         self.render_with(info.as_deref())
     }
 
-    /// Runs the query.
+    /// Runs the query (the first query of an index also fetches its schema
+    /// with `FT.INFO`; invalid input fails before any round trip).
     pub async fn execute(&self) -> Result<SearchResults> {
         self.index.standalone()?;
-        let info = self.index.schema().await?;
+        let info = match self.index.cached_schema() {
+            Some(info) => info,
+            None => {
+                self.render_with(None)?;
+                self.index.schema().await?
+            }
+        };
         let cmd = self.render_with(Some(&info))?;
         let reply: Value = self
             .index
@@ -274,10 +284,11 @@ impl VectorQueryBuilder {
             }
             match clause {
                 Clause::Typed(f) => f.render_into(&mut filter),
-                Clause::Auto(field, value) => {
-                    let info = info.ok_or_else(|| err("the index schema is not known".into()))?;
-                    auto_filter(info, field, value)?.render_into(&mut filter)
-                }
+                Clause::Auto(field, value) => match info {
+                    Some(info) => auto_filter(info, field, value)?.render_into(&mut filter),
+                    // Checking only (see `execute`): the type is not known yet.
+                    None => check_field(field).map(|()| filter.push('*')),
+                },
             }
             .map_err(|e| e.with_key(index))?;
             n += 1;
@@ -321,6 +332,8 @@ impl VectorQueryBuilder {
                         let k = (*k).max(offset.saturating_add(count));
                         if filter.is_empty() {
                             query.push('*');
+                        } else if is_wrapped(&filter) {
+                            query.push_str(&filter);
                         } else {
                             query.push('(');
                             query.push_str(&filter);
@@ -411,6 +424,39 @@ impl VectorQueryBuilder {
     }
 }
 
+/// Whether `query` is one parenthesized group: `(a b)`, not `(a) (b)`.
+fn is_wrapped(query: &str) -> bool {
+    if !query.starts_with('(') || !query.ends_with(')') {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut chars = query.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            // Numeric and geo ranges: `[(1 +inf]` has an unbalanced `(`.
+            '[' => {
+                for (_, c) in chars.by_ref() {
+                    if c == ']' {
+                        break;
+                    }
+                }
+            }
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i == query.len() - 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The filter `filter(field, value)` stands for, given the field's type.
 fn auto_filter(info: &IndexInfo, field: &str, value: &FilterValue) -> Result<Filter> {
     let ty = info.field(field).map(|f| f.field_type).ok_or_else(|| {
@@ -433,7 +479,8 @@ fn auto_filter(info: &IndexInfo, field: &str, value: &FilterValue) -> Result<Fil
         (FieldType::Text, FilterValue::Number(x)) => Filter::text(field).phrase(x.to_string()),
         (other, _) => {
             return Err(Error::validation(format!(
-                "filter on @{field}: a {other:?} field needs a typed Filter (e.g. Filter::geo)"
+                "filter on @{field}: a {} field needs a typed Filter (e.g. Filter::geo)",
+                other.as_str()
             )));
         }
     })

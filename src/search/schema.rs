@@ -70,6 +70,20 @@ pub enum FieldType {
     Other,
 }
 
+impl FieldType {
+    /// The type as FT.CREATE spells it (`TAG`, `TEXT`, …; `OTHER`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Tag => "TAG",
+            FieldType::Text => "TEXT",
+            FieldType::Numeric => "NUMERIC",
+            FieldType::Geo => "GEO",
+            FieldType::Vector => "VECTOR",
+            FieldType::Other => "OTHER",
+        }
+    }
+}
+
 /// The vector index algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -413,6 +427,9 @@ pub struct IndexInfo {
     pub fields: Vec<FieldInfo>,
     /// Number of indexed documents.
     pub num_docs: u64,
+    /// Share of existing documents indexed so far (1 when done; an index
+    /// created over existing keys scans them in the background).
+    pub percent_indexed: f64,
 }
 
 /// One field of an [`IndexInfo`].
@@ -464,6 +481,7 @@ impl IndexInfo {
             prefixes: Vec::new(),
             fields: Vec::new(),
             num_docs: 0,
+            percent_indexed: 1.0,
         };
         for (k, v) in top {
             match k.as_str() {
@@ -481,6 +499,9 @@ impl IndexInfo {
                     }
                 }
                 "num_docs" => info.num_docs = text(v).and_then(|s| s.parse().ok()).unwrap_or(0),
+                "percent_indexed" => {
+                    info.percent_indexed = text(v).and_then(|s| s.parse().ok()).unwrap_or(1.0);
+                }
                 _ => {}
             }
         }
