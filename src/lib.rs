@@ -17,6 +17,7 @@ pub mod model;
 pub mod rate_limit;
 pub mod retry;
 pub mod scripts;
+pub mod search;
 pub mod service;
 pub mod temp;
 pub(crate) mod lock;
