@@ -13,16 +13,16 @@ pub mod connection;
 pub mod error;
 pub mod json;
 pub mod keys;
+pub(crate) mod lock;
 pub mod model;
 pub mod rate_limit;
 pub mod retry;
 pub mod scripts;
 pub mod search;
 pub mod service;
-pub mod temp;
-pub(crate) mod lock;
 pub(crate) mod singleflight;
 pub mod stats;
+pub mod temp;
 
 pub use breaker::{CircuitBreakerOptions, CircuitState};
 pub use cache::{Args, CacheOptions, Cached};
@@ -35,8 +35,8 @@ pub use model::{Invalid, Validate};
 pub use rate_limit::{Algorithm, CheckOptions, Decision, Quota, RateLimiter};
 pub use retry::{Backoff, Idempotency, RetryPolicy};
 pub use service::{PreloadReport, RedisService};
-pub use temp::{DEFAULT_TEMPORARY_TTL, TempValue, TemporaryKey};
 pub use stats::CacheStats;
+pub use temp::{DEFAULT_TEMPORARY_TTL, TempValue, TemporaryKey};
 
 /// Caches an `async fn` in Redis (feature `macros`, on by default); see
 /// [`cache`] for the behaviour and the attribute's options.
