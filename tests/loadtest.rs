@@ -111,7 +111,17 @@ fn every_operation_runs_cleanly_against_a_server() {
     let server = support::shared_server_blocking();
     let url = server.url();
     let mut names = Vec::new();
-    for op in ["get", "set", "rate-limit"] {
+    for op in [
+        "get",
+        "set",
+        "rate-limit",
+        "check-rate-limit",
+        "get-or-compute",
+        "get-json",
+        "set-json",
+        "mget-json",
+        "mset-json",
+    ] {
         names.push(op);
         let summary = run_json(&["--url", &url], &["--op", op, "--keys", "50"]);
         assert_sane(&summary, &[op]);
@@ -193,4 +203,62 @@ fn help_explains_every_flag_and_bad_flags_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{bad:?} should be refused");
         assert!(!out.stderr.is_empty());
     }
+}
+
+/// The CI version of the sustained-load run (the README's 5-minute command):
+/// 20 s of mixed traffic, no errors, and client memory flat — the second
+/// half of the run never holds much more than the first half did.
+#[test]
+fn sustained_mixed_load_keeps_client_memory_flat() {
+    let server = support::shared_server_blocking();
+    let file = std::env::temp_dir().join(format!(
+        "redis-atomics-sustained-{}.json",
+        std::process::id()
+    ));
+    let out = loadtest(&[
+        "--url",
+        &server.url(),
+        "--mix",
+        "rate-limit=4,get-or-compute=3,mget-json=2,set-json=1",
+        "--duration",
+        "20",
+        "--concurrency",
+        "32",
+        "--keys",
+        "10000",
+        "--quiet",
+        "--json",
+        &file.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_sane(
+        &summary,
+        &["rate-limit", "get-or-compute", "mget-json", "set-json"],
+    );
+    let samples: Vec<u64> = summary["rss_samples_kib"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(samples.len() >= 15, "{samples:?}");
+    let (first, second) = samples.split_at(samples.len() / 2);
+    let first_max = *first.iter().max().unwrap();
+    let second_max = *second.iter().max().unwrap();
+    eprintln!(
+        "sustained: {} requests, {:.0} req/s, RSS first half max {first_max} KiB, second half max {second_max} KiB",
+        summary["requests"],
+        summary["rate_per_sec"].as_f64().unwrap()
+    );
+    assert!(
+        second_max <= first_max + first_max / 4 + 4096,
+        "client memory grew: {samples:?}"
+    );
 }

@@ -97,8 +97,20 @@ pub enum Op {
     Get,
     /// SET with a TTL through the façade.
     Set,
-    /// A rate-limit check (see --algorithm, --limit, --window-ms).
+    /// A rate-limit check through `RateLimiter` (see --algorithm, --limit, --window-ms).
     RateLimit,
+    /// The seed's `check_rate_limit` (sliding log, --limit per --window-ms rounded up to seconds).
+    CheckRateLimit,
+    /// get_or_compute with the lock; a miss computes for --compute-ms.
+    GetOrCompute,
+    /// get_json of one key.
+    GetJson,
+    /// set_json of one key with a TTL.
+    SetJson,
+    /// mget_json of --batch keys.
+    MgetJson,
+    /// mset_json of --batch keys with a TTL (the atomic Lua path).
+    MsetJson,
 }
 
 /// Operations with weights, from `--mix`.

@@ -102,6 +102,8 @@ async fn run(args: Args) -> Result<bool, String> {
 
     let progress =
         (!args.quiet).then(|| tokio::spawn(progress(Arc::clone(&live), started, args.duration)));
+    let samples = Arc::new(std::sync::Mutex::new(vec![rss_start]));
+    let sampler = tokio::spawn(sample_rss(Arc::clone(&samples)));
     let mut rss_max = rss_start;
     let mut totals: BTreeMap<Op, OpStats> = BTreeMap::new();
     for worker in workers {
@@ -121,6 +123,9 @@ async fn run(args: Args) -> Result<bool, String> {
         }
     }
     let rss_end = report::rss_kib();
+    sampler.abort();
+    let mut rss_samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    rss_samples.push(rss_end);
 
     let op_summaries: Vec<_> = totals
         .iter()
@@ -139,7 +144,11 @@ async fn run(args: Args) -> Result<bool, String> {
         ops: op_summaries,
         rss_start_kib: rss_start,
         rss_end_kib: rss_end,
-        rss_max_kib: rss_max.max(rss_end),
+        rss_max_kib: rss_samples
+            .iter()
+            .copied()
+            .fold(rss_max.max(rss_end), u64::max),
+        rss_samples_kib: rss_samples,
     };
     report::print_table(&summary);
     if let Some(path) = &args.json {
@@ -166,6 +175,18 @@ fn pick(ops: &[(Op, u32)], total: u32) -> Op {
         n -= w;
     }
     ops[ops.len() - 1].0
+}
+
+/// Samples this process's RSS once a second, for the memory-stays-flat check.
+async fn sample_rss(samples: Arc<std::sync::Mutex<Vec<u64>>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Ok(mut s) = samples.lock() {
+            s.push(report::rss_kib());
+        }
+    }
 }
 
 /// Once a second: elapsed time, request rate over the last second, errors.

@@ -1,10 +1,14 @@
 //! The operations the load test drives, each one call of the façade.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use clap::ValueEnum;
 use rand::Rng;
-use redis_atomics::{ErrorKind, Idempotency, RedisService, SetOptions};
+use redis_atomics::{
+    Algorithm, ComputeOptions, Quota, RateLimiter, RedisService, Result, SetOptions,
+};
+use serde_json::{Value, json};
 
 use crate::args::{Algo, Args, Op};
 
@@ -18,17 +22,13 @@ pub enum Outcome {
     Err(String),
 }
 
-impl<E: Into<redis_atomics::Error>> From<Result<(), E>> for Outcome {
-    fn from(r: Result<(), E>) -> Self {
+impl<T> From<Result<T>> for Outcome {
+    fn from(r: Result<T>) -> Self {
         match r {
-            Ok(()) => Outcome::Ok,
-            Err(e) => Outcome::Err(kind_name(e.into().kind())),
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Err(e.kind().as_str().to_owned()),
         }
     }
-}
-
-fn kind_name(kind: ErrorKind) -> String {
-    kind.as_str().to_owned()
 }
 
 /// The operation's name as given on the command line.
@@ -40,81 +40,111 @@ pub fn name(op: Op) -> String {
 /// Runs operations against one service with the run's settings.
 pub struct Driver {
     service: RedisService,
+    limiter: RateLimiter,
     keys: u64,
-    value: String,
+    batch: usize,
+    value: Value,
+    text: String,
     ttl: Duration,
-    algorithm: Algo,
+    compute: Duration,
     limit: u32,
-    window_ms: u64,
+    window_secs: u64,
 }
 
 impl Driver {
-    pub fn new(service: RedisService, args: &Args) -> redis_atomics::Result<Self> {
+    pub fn new(service: RedisService, args: &Args) -> Result<Self> {
+        let algorithm = match args.algorithm {
+            Algo::SlidingLog => Algorithm::SlidingLog,
+            Algo::FixedWindow => Algorithm::FixedWindow,
+            Algo::SlidingWindow => Algorithm::SlidingWindow,
+            Algo::Gcra => Algorithm::Gcra,
+        };
+        let limit = NonZeroU32::new(args.limit).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::new(limit, Duration::from_millis(args.window_ms));
+        let limiter = service.rate_limiter("loadtest", algorithm, quota)?;
+        let text = "x".repeat(args.value_size);
         Ok(Driver {
-            service,
+            limiter,
             keys: args.keys,
-            value: "x".repeat(args.value_size),
+            batch: args.batch,
+            value: json!({ "payload": text.clone(), "n": 42 }),
+            text,
             ttl: Duration::from_secs(args.ttl),
-            algorithm: args.algorithm,
+            compute: Duration::from_millis(args.compute_ms),
             limit: args.limit,
-            window_ms: args.window_ms,
+            window_secs: args.window_ms.div_ceil(1000),
+            service,
         })
     }
 
-    fn key(&self) -> u64 {
+    fn pick(&self) -> u64 {
         rand::rng().random_range(0..self.keys)
     }
 
-    pub async fn run(&self, op: Op) -> Outcome {
-        match op {
-            Op::Get => {
-                let r: redis_atomics::Result<Option<String>> =
-                    self.service.get(&format!("kv:{}", self.key())).await;
-                r.map(drop).into()
-            }
-            Op::Set => self
-                .service
-                .set(
-                    &format!("kv:{}", self.key()),
-                    self.value.as_str(),
-                    SetOptions::new().ex(self.ttl),
-                )
-                .await
-                .map(drop)
-                .into(),
-            Op::RateLimit => self.rate_limit().await,
-        }
+    fn batch_keys(&self) -> Vec<String> {
+        (0..self.batch)
+            .map(|_| format!("json:{}", self.pick()))
+            .collect()
     }
 
-    async fn rate_limit(&self) -> Outcome {
-        let id = self.key();
-        let (script, tag) = match self.algorithm {
-            Algo::SlidingLog => ("rl_sliding_log", "sl"),
-            Algo::FixedWindow => ("rl_fixed_window", "fw"),
-            Algo::SlidingWindow => ("rl_sliding_window", "sw"),
-            Algo::Gcra => ("rl_gcra", "gc"),
-        };
-        let k0 = format!("rl:{{{id}}}:{tag}:0");
-        let dedupe = format!("rl:{{{id}}}:req");
-        let mut args: Vec<String> = vec![
-            String::new(),
-            "1".into(),
-            String::new(),
-            "check".into(),
-            self.limit.to_string(),
-            self.window_ms.to_string(),
-        ];
-        if self.algorithm == Algo::Gcra {
-            args.push(self.limit.to_string());
-        }
-        let reply: redis_atomics::Result<Vec<i64>> = self
-            .service
-            .eval_script(script, &[&k0, &dedupe], &args, Idempotency::NonIdempotent)
-            .await;
-        match reply {
-            Ok(v) if v.first() == Some(&1) => Outcome::Ok,
-            Ok(_) => Outcome::Denied,
-            Err(e) => Outcome::Err(kind_name(e.kind())),
+    pub async fn run(&self, op: Op) -> Outcome {
+        let svc = &self.service;
+        match op {
+            Op::Get => svc
+                .get::<String>(&format!("kv:{}", self.pick()))
+                .await
+                .into(),
+            Op::Set => {
+                let key = format!("kv:{}", self.pick());
+                svc.set(&key, self.text.as_str(), SetOptions::new().ex(self.ttl))
+                    .await
+                    .into()
+            }
+            Op::RateLimit => match self.limiter.check(&format!("user:{}", self.pick())).await {
+                Ok(d) if d.allowed => Outcome::Ok,
+                Ok(_) => Outcome::Denied,
+                Err(e) => Outcome::Err(e.kind().as_str().to_owned()),
+            },
+            Op::CheckRateLimit => {
+                let key = format!("ip:{}", self.pick());
+                match svc
+                    .check_rate_limit(&key, self.limit, self.window_secs, true)
+                    .await
+                {
+                    Ok((true, _)) => Outcome::Ok,
+                    Ok((false, _)) => Outcome::Denied,
+                    Err(e) => Outcome::Err(e.kind().as_str().to_owned()),
+                }
+            }
+            Op::GetOrCompute => {
+                let key = format!("computed:{}", self.pick());
+                let compute = async {
+                    tokio::time::sleep(self.compute).await;
+                    self.value.clone()
+                };
+                svc.get_or_compute::<Value, _>(&key, compute, ComputeOptions::new().ttl(self.ttl))
+                    .await
+                    .into()
+            }
+            Op::GetJson => svc
+                .get_json::<Value>(&format!("json:{}", self.pick()))
+                .await
+                .into(),
+            Op::SetJson => {
+                let key = format!("json:{}", self.pick());
+                svc.set_json(&key, &self.value, SetOptions::new().ex(self.ttl))
+                    .await
+                    .into()
+            }
+            Op::MgetJson => svc.mget_json::<Value, _>(&self.batch_keys()).await.into(),
+            Op::MsetJson => {
+                let mapping: Vec<(String, &Value)> = self
+                    .batch_keys()
+                    .into_iter()
+                    .map(|k| (k, &self.value))
+                    .collect();
+                svc.mset_json(mapping, Some(self.ttl)).await.into()
+            }
         }
     }
 }

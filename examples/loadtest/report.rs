@@ -85,6 +85,8 @@ pub struct Summary {
     pub rss_start_kib: u64,
     pub rss_end_kib: u64,
     pub rss_max_kib: u64,
+    /// RSS once a second, from after connecting to the end.
+    pub rss_samples_kib: Vec<u64>,
 }
 
 pub fn summarize(name: &str, stats: &OpStats, elapsed: Duration) -> OpSummary {
