@@ -323,3 +323,168 @@ async fn proxy_delay_blackhole_refuse_and_reset() {
         "the crate reconnected through the proxy"
     );
 }
+
+/// Exactly `limit` requests are admitted while every connection is reset
+/// over and over: each request carries a request id, the retry policy
+/// repeats a check whose reply was lost, and the caller asks again (same id)
+/// until it gets an answer — nothing is counted twice, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_stays_exact_while_connections_are_reset() {
+    use redis_atomics::{Algorithm, CheckOptions, Quota};
+    use std::num::NonZeroU32;
+
+    let server = support::shared_server().await;
+    let proxy = Arc::new(FaultProxy::start(server.port()));
+    let service = connect(&proxy.url(), 3, Duration::from_millis(300)).await;
+    let id = support::unique_prefix("exact");
+    let limit = 50;
+    let stop = Arc::new(AtomicBool::new(false));
+    let chaos = {
+        let (proxy, stop) = (proxy.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut resets = 0;
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(15));
+                proxy.reset_all();
+                resets += 1;
+            }
+            resets
+        })
+    };
+    for algorithm in [
+        Algorithm::SlidingLog,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindow,
+        Algorithm::Gcra,
+    ] {
+        let quota = Quota::per_hour(NonZeroU32::new(limit).unwrap());
+        let limiter = service.rate_limiter("exact", algorithm, quota).unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let (limiter, id) = (limiter.clone(), id.clone());
+                tokio::spawn(async move {
+                    let (mut allowed, mut errors) = (0u32, 0u32);
+                    for r in 0..25 {
+                        let opts = || CheckOptions::new().request_id(format!("{t}-{r}"));
+                        loop {
+                            match bounded("check", limiter.check_with(&id, opts())).await {
+                                Ok(d) => {
+                                    allowed += u32::from(d.allowed);
+                                    break;
+                                }
+                                Err(err) => {
+                                    assert!(err.is_retryable(), "{err:?}");
+                                    errors += 1;
+                                }
+                            }
+                        }
+                    }
+                    (allowed, errors)
+                })
+            })
+            .collect();
+        let (mut allowed, mut errors) = (0, 0);
+        for t in tasks {
+            let (a, e) = t.await.unwrap();
+            allowed += a;
+            errors += e;
+        }
+        eprintln!(
+            "{algorithm:?}: {allowed} of 200 admitted (limit {limit}), {errors} calls failed and were asked again"
+        );
+        assert_eq!(
+            allowed, limit,
+            "{algorithm:?}: admitted {allowed}, limit {limit}"
+        );
+        let peek = limiter.peek(&id).await;
+        if let Ok(d) = peek {
+            assert_eq!(d.remaining, 0, "{algorithm:?}: {d:?}");
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let resets = chaos.join().unwrap();
+    assert!(resets > 5, "the connections were reset {resets} times");
+}
+
+/// The cache wrapper answers every call with the right value through a
+/// server crash and restart: computed while Redis is down (the breaker keeps
+/// that fast), cached again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_wrapper_answers_through_a_crash_and_restart() {
+    use redis_atomics::cache::{Args, CacheOptions};
+
+    let mut server = RedisServer::start();
+    let service = connect(&server.url(), 1, Duration::from_millis(300)).await;
+    let cached = Arc::new(service.cache(
+        "square",
+        CacheOptions::<u64>::new().ttl(Duration::from_secs(60)),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let slowest = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (cached, stop, calls, slowest) =
+                (cached.clone(), stop.clone(), calls.clone(), slowest.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let n = (w as u64 * 1000 + i) % 64;
+                    let t0 = Instant::now();
+                    let v = bounded(
+                        "cached call",
+                        cached.call(&Args::new().arg("n", &n), async move {
+                            // A real function awaits something; while the
+                            // breaker is open nothing else in the call does.
+                            tokio::task::yield_now().await;
+                            n * n
+                        }),
+                    )
+                    .await;
+                    assert_eq!(v, n * n);
+                    slowest.fetch_max(t0.elapsed().as_millis() as u64, Ordering::SeqCst);
+                    calls.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| server.stop());
+    let down_from = calls.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answered_while_down = calls.load(Ordering::SeqCst) - down_from;
+    tokio::task::block_in_place(|| server.restart());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.expect("a worker panicked");
+    }
+    eprintln!(
+        "cache wrapper: {answered_while_down} calls answered during 1.5 s of outage; slowest call {} ms",
+        slowest.load(Ordering::SeqCst)
+    );
+    assert!(
+        answered_while_down > 100,
+        "only {answered_while_down} answers while Redis was down"
+    );
+    // Cached again after the restart.
+    let key = cached.key(&Args::new().arg("n", &3u64)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let _ = cached.call(&Args::new().arg("n", &3u64), async { 9 }).await;
+        if service
+            .without_namespace()
+            .exists(&key)
+            .await
+            .unwrap_or(false)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "values are not cached again after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

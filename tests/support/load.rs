@@ -1,12 +1,17 @@
-//! A mixed load for fault tests: worker tasks run SET, GET and an atomic
-//! script write in a loop until told to stop, count successes and failures,
+//! A mixed load for fault tests: worker tasks run SET, GET, an atomic
+//! script write, an idempotent rate-limit check and a get_or_compute in a
+//! loop until told to stop, count successes and failures,
 //! and fail the test on a non-retryable error or a call that hangs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis_atomics::{Error, Idempotency, RedisService, SetOptions};
+use std::num::NonZeroU32;
+
+use redis_atomics::{
+    Algorithm, CheckOptions, ComputeOptions, Error, Idempotency, Quota, RedisService, SetOptions,
+};
 
 /// A call that takes longer than this counts as hung.
 pub const HUNG: Duration = Duration::from_secs(10);
@@ -18,7 +23,9 @@ pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} hung for more than {HUNG:?}"))
 }
 
-/// One unit of mixed work: SET, GET and an atomic script write.
+/// One unit of mixed work: SET, GET, an atomic script write, a rate-limit
+/// check with a request id (so the retry policy may repeat it), and a
+/// get_or_compute whose value must be the one computed for its key.
 pub async fn unit(service: &RedisService, worker: usize, i: u64) -> Result<(), Error> {
     let key = format!("fault:{worker}:{}", i % 50);
     service
@@ -38,6 +45,24 @@ pub async fn unit(service: &RedisService, worker: usize, i: u64) -> Result<(), E
             Idempotency::Idempotent,
         )
         .await?;
+    let limit = NonZeroU32::new(1_000_000).expect("non-zero");
+    let limiter = service.rate_limiter("fault", Algorithm::Gcra, Quota::per_second(limit))?;
+    let decision = limiter
+        .check_with(
+            &format!("w{worker}"),
+            CheckOptions::new().request_id(format!("{worker}-{i}")),
+        )
+        .await?;
+    assert!(decision.allowed, "a generous limit denied: {decision:?}");
+    let slot = i % 20;
+    let v: u64 = service
+        .get_or_compute(
+            &format!("fault:c:{worker}:{slot}"),
+            async move { slot * 7 },
+            ComputeOptions::new().ttl(Duration::from_secs(60)),
+        )
+        .await?;
+    assert_eq!(v, slot * 7, "get_or_compute returned another key's value");
     Ok(())
 }
 
