@@ -263,10 +263,12 @@ impl RedisService {
         for (key, value) in mapping {
             let full = self.key(key.as_ref());
             check(&full, "", &value)?;
-            let bytes = codec::to_json(&full, &value)?;
-            entries.push((full, bytes));
+            entries.push((full, value));
         }
-        self.mset_encoded("mset_models", entries, ex).await
+        self.mset_with("mset_models", entries, ex, |key, value, buf| {
+            codec::write_json(key, value, buf)
+        })
+        .await
     }
 
     /// Validates, then writes a model into hash field `field`: `1` added,
