@@ -23,16 +23,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
-use redis::Value;
+use redis::{Cmd, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::commands::ttl_millis;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::keys;
 use crate::retry::Idempotency;
-use crate::service::{RedisService, ScriptCall};
+use crate::scripts::{self, LuaScript};
+use crate::service::RedisService;
 
 /// The most keys one `MGET`, `MSET` or `mset_expire` call carries; larger
 /// batches are split, so no single call blocks the server for long.
@@ -199,53 +200,45 @@ impl RedisService {
             })?;
         let kept = last_occurrences(&entries);
         let calls = self.plan(kept, |i| &entries[i].0);
+        let script = scripts::script("mset_expire")?;
         let mut buf = Vec::new();
         let mut requests = Vec::with_capacity(calls.len());
         for call in calls {
-            let first = call[0];
-            let request = match ttl {
-                None => {
-                    let mut cmd = redis::cmd("MSET");
-                    for &i in &call {
-                        let (key, value) = &entries[i];
-                        buf.clear();
-                        encode(key, value, &mut buf)?;
-                        cmd.arg(key).arg(buf.as_slice());
-                    }
-                    Request::Command(cmd)
-                }
-                Some(ms) => {
-                    let mut script = ScriptCall::new("mset_expire")?;
-                    for &i in &call {
-                        script = script.key(entries[i].0.as_str());
-                    }
-                    script = script.arg(ms);
-                    for &i in &call {
-                        let (key, value) = &entries[i];
-                        buf.clear();
-                        encode(key, value, &mut buf)?;
-                        script = script.arg(buf.as_slice());
-                    }
-                    Request::Script(script)
-                }
-            };
-            requests.push((first, call.len(), request));
+            let verb = if ttl.is_some() { "EVALSHA" } else { "MSET" };
+            let cmd = write_cmd(verb, script, &call, &entries, ttl, &encode, &mut buf)?;
+            requests.push((call, cmd));
         }
-        let total = requests.iter().map(|(_, n, _)| n).sum::<usize>();
+        let total = requests.iter().map(|(call, _)| call.len()).sum::<usize>();
         let total_calls = requests.len();
-        let entries = &entries;
+        let (entries, encode) = (&entries, &encode);
         let results: Vec<Result<usize>> = stream::iter(requests)
-            .map(|(first, n, request)| async move {
-                let first = Some(entries[first].0.as_str());
-                let _: Value = match &request {
-                    Request::Command(cmd) => {
-                        self.query(op, first, Idempotency::Idempotent, cmd).await?
+            .map(|(call, cmd)| async move {
+                let first = Some(entries[call[0]].0.as_str());
+                let op = if ttl.is_some() { script.name() } else { op };
+                let sent = self.query::<Value>(op, first, Idempotency::Idempotent, &cmd);
+                match sent.await {
+                    Err(e) if is_noscript(&e) => {
+                        // Not cached on this node (restart, failover, SCRIPT
+                        // FLUSH): EVAL once, which caches it there.
+                        tracing::debug!(script = script.name(), "NOSCRIPT; falling back to EVAL");
+                        let mut buf = Vec::new();
+                        let eval =
+                            write_cmd("EVAL", script, &call, entries, ttl, encode, &mut buf)?;
+                        self.query::<Value>(op, first, Idempotency::Idempotent, &eval)
+                            .await?;
                     }
-                    Request::Script(script) => {
-                        self.run_script(script, Idempotency::Idempotent).await?
+                    Err(e) if e.kind() == ErrorKind::Server && ttl.is_some() => {
+                        let msg = format!("{}: {}", script.name(), e.message());
+                        let key = e.key().unwrap_or_default().to_owned();
+                        return Err(Error::new(ErrorKind::Script, msg)
+                            .with_key(key)
+                            .with_source(e));
                     }
-                };
-                Ok(n)
+                    other => {
+                        other?;
+                    }
+                }
+                Ok(call.len())
             })
             .buffer_unordered(MAX_IN_FLIGHT)
             .collect()
@@ -300,10 +293,61 @@ impl RedisService {
     }
 }
 
-/// A command or a script call of one batch.
-enum Request {
-    Command(redis::Cmd),
-    Script(ScriptCall),
+/// Whether the server answered `NOSCRIPT` (the script is not cached there).
+fn is_noscript(err: &Error) -> bool {
+    use std::error::Error as _;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(redis_err) = cause.downcast_ref::<redis::RedisError>() {
+            return redis_err.code() == Some("NOSCRIPT");
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// One call of a batch write, with each value encoded straight into it:
+/// `MSET k v …`, or `EVALSHA|EVAL mset_expire n k … ttl v …`. Building the
+/// script call here rather than through `ScriptCall` keeps one copy of the
+/// values instead of three, which matters at a megabyte per call.
+fn write_cmd<V>(
+    verb: &str,
+    script: &LuaScript,
+    call: &[usize],
+    entries: &[(String, V)],
+    ttl: Option<u64>,
+    encode: &impl Fn(&str, &V, &mut Vec<u8>) -> Result<()>,
+    buf: &mut Vec<u8>,
+) -> Result<Cmd> {
+    let mut cmd = redis::cmd(verb);
+    match ttl {
+        None => {
+            for &i in call {
+                let (key, value) = &entries[i];
+                buf.clear();
+                encode(key, value, buf)?;
+                cmd.arg(key).arg(buf.as_slice());
+            }
+        }
+        Some(ms) => {
+            match verb {
+                "EVALSHA" => cmd.arg(script.sha1()),
+                _ => cmd.arg(script.source()),
+            };
+            cmd.arg(call.len());
+            for &i in call {
+                cmd.arg(&entries[i].0);
+            }
+            cmd.arg(ms);
+            for &i in call {
+                let (key, value) = &entries[i];
+                buf.clear();
+                encode(key, value, buf)?;
+                cmd.arg(buf.as_slice());
+            }
+        }
+    }
+    Ok(cmd)
 }
 
 /// The indices of the last occurrence of each key, in input order (the calls

@@ -461,6 +461,25 @@ async fn mset_expire_script_is_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn mset_with_ttl_survives_a_script_flush() {
+    let server = support::RedisServer::start();
+    let svc = RedisService::connect(RedisConfig::new(server.url()).unwrap())
+        .await
+        .unwrap();
+    let ttl = Some(Duration::from_secs(60));
+    svc.mset_json([("a", 1), ("b", 2)], ttl).await.unwrap();
+    let _: () = raw(&svc, &[&"SCRIPT", &"FLUSH"]).await;
+    // EVALSHA meets NOSCRIPT, falls back to EVAL, which caches it again.
+    svc.mset_json([("a", 3), ("b", 4)], ttl).await.unwrap();
+    let sha = redis_atomics::scripts::get("mset_expire").unwrap().sha1();
+    let cached: Vec<bool> = raw(&svc, &[&"SCRIPT", &"EXISTS", &sha]).await;
+    assert_eq!(cached, [true]);
+    let got: HashMap<String, i32> = svc.mget_json(&["a", "b"]).await.unwrap();
+    assert_eq!(got, HashMap::from([("a".into(), 3), ("b".into(), 4)]));
+    assert!(pttl(&svc, "b").await > 0);
+}
+
+#[tokio::test]
 async fn cluster_batches_span_every_primary() {
     let cluster_ref = support::shared_cluster().await;
     let svc = cluster(&support::unique_prefix("spread")).await;
