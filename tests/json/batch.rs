@@ -175,25 +175,23 @@ async fn mset_expire_script_is_all_or_nothing() {
     for k in ["{t}a", "{t}b", "{t}c"] {
         assert_eq!(pttl(&svc, &svc.key(k)).await, -2, "{k} was not written");
     }
-    // Under OOM (noeviction) nothing of the batch is written either.
-    let server = support::RedisServer::start_with(&[
-        "--maxmemory",
-        "1mb",
-        "--maxmemory-policy",
-        "noeviction",
-    ]);
+    // Under OOM (noeviction) nothing of the batch is written either. A
+    // maxmemory of half the memory in use makes every write fail for sure.
+    let server = support::RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
     let oom = RedisService::connect(RedisConfig::new(server.url()).unwrap())
         .await
         .unwrap();
-    let filler = "x".repeat(64 * 1024);
-    let mut i = 0;
-    while oom
-        .set(&format!("fill{i}"), filler.as_str(), SetOptions::new())
-        .await
-        .is_ok()
-    {
-        i += 1;
-    }
+    let info: String = raw(&oom, &[&"INFO", &"memory"]).await;
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _: () = raw(&oom, &[&"CONFIG", &"SET", &"maxmemory", &(used / 2)]).await;
+    let err = oom.set("probe", "1", SetOptions::new()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
     let err = oom
         .mset_json([("{o}a", 1), ("{o}b", 2)], Some(Duration::from_secs(60)))
         .await
