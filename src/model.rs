@@ -44,6 +44,7 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::commands::SetOptions;
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::Idempotency;
 use crate::service::RedisService;
 
 /// A semantic check on a model, run on every write and read.
@@ -198,7 +199,10 @@ impl RedisService {
     /// the stored value is not a valid `T`.
     pub async fn get_model<T: DeserializeOwned + Validate>(&self, key: &str) -> Result<Option<T>> {
         let full = self.key(key);
-        let bytes: Option<Vec<u8>> = self.get(key).await?;
+        let cmd = redis::cmd("GET").arg(&full).clone();
+        let bytes: Option<Vec<u8>> = self
+            .query("get_model", Some(&full), Idempotency::Idempotent, &cmd)
+            .await?;
         bytes.map(|b| decode(&full, "", &b)).transpose()
     }
 
