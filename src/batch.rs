@@ -216,7 +216,7 @@ impl RedisService {
                 let first = Some(entries[call[0]].0.as_str());
                 let op = if ttl.is_some() { script.name() } else { op };
                 let sent = self.query::<Value>(op, first, Idempotency::Idempotent, &cmd);
-                match sent.await {
+                let result = match sent.await {
                     Err(e) if is_noscript(&e) => {
                         // Not cached on this node (restart, failover, SCRIPT
                         // FLUSH): EVAL once, which caches it there.
@@ -225,19 +225,22 @@ impl RedisService {
                         let eval =
                             write_cmd("EVAL", script, &call, entries, ttl, encode, &mut buf)?;
                         self.query::<Value>(op, first, Idempotency::Idempotent, &eval)
-                            .await?;
+                            .await
                     }
+                    other => other,
+                };
+                match result {
                     Err(e) if e.kind() == ErrorKind::Server && ttl.is_some() => {
+                        // An error the script raised: name the script, as
+                        // `run_script` does.
                         let msg = format!("{}: {}", script.name(), e.message());
                         let key = e.key().unwrap_or_default().to_owned();
                         return Err(Error::new(ErrorKind::Script, msg)
                             .with_key(key)
                             .with_source(e));
                     }
-                    other => {
-                        other?;
-                    }
-                }
+                    other => other?,
+                };
                 Ok(call.len())
             })
             .buffer_unordered(MAX_IN_FLIGHT)
