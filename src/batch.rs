@@ -23,16 +23,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
-use redis::Value;
+use redis::{Cmd, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::commands::ttl_millis;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::keys;
 use crate::retry::Idempotency;
-use crate::service::{RedisService, ScriptCall};
+use crate::scripts::{self, LuaScript};
+use crate::service::RedisService;
 
 /// The most keys one `MGET`, `MSET` or `mset_expire` call carries; larger
 /// batches are split, so no single call blocks the server for long.
@@ -113,13 +114,14 @@ impl RedisService {
         K: AsRef<str>,
         V: Serialize,
     {
-        let mut entries = Vec::new();
-        for (key, value) in mapping {
-            let full = self.key(key.as_ref());
-            let bytes = codec::to_json(&full, &value)?;
-            entries.push((full, bytes));
-        }
-        self.mset_encoded("mset_json", entries, ex).await
+        let entries: Vec<(String, V)> = mapping
+            .into_iter()
+            .map(|(key, value)| (self.key(key.as_ref()), value))
+            .collect();
+        self.mset_with("mset_json", entries, ex, |key, value, buf| {
+            codec::write_json(key, value, buf)
+        })
+        .await
     }
 
     /// Fetches `keys` (caller's keys) with bounded, concurrent, slot-grouped
@@ -139,7 +141,7 @@ impl RedisService {
             return Ok(Vec::new());
         }
         let full: Vec<String> = keys.iter().map(|k| self.key(k.as_ref())).collect();
-        let calls = self.plan(&full);
+        let calls = self.plan((0..full.len()).collect(), |i| &full[i]);
         let (full, decode) = (&full, &decode);
         let mut replies = stream::iter(calls)
             .map(|call| async move {
@@ -178,13 +180,16 @@ impl RedisService {
         Ok(found)
     }
 
-    /// Writes already-encoded `(full key, bytes)` pairs: MSET without `ex`,
-    /// `mset_expire` with it; bounded, concurrent, slot-grouped calls.
-    pub(crate) async fn mset_encoded(
+    /// Writes `(full key, value)` pairs: `MSET` without `ex`, `mset_expire`
+    /// with it; bounded, concurrent, slot-grouped calls. Every value is
+    /// encoded (straight into its command, through one reused buffer) before
+    /// the first call is sent, so an encoding error writes nothing.
+    pub(crate) async fn mset_with<V>(
         &self,
         op: &'static str,
-        entries: Vec<(String, Vec<u8>)>,
+        entries: Vec<(String, V)>,
         ex: Option<Duration>,
+        encode: impl Fn(&str, &V, &mut Vec<u8>) -> Result<()>,
     ) -> Result<usize> {
         let ttl = ex
             .map(ttl_millis)
@@ -193,37 +198,49 @@ impl RedisService {
                 Some((k, _)) => e.with_key(k),
                 None => e,
             })?;
-        let entries = last_wins(entries);
-        if entries.is_empty() {
-            return Ok(0);
+        let kept = last_occurrences(&entries);
+        let calls = self.plan(kept, |i| &entries[i].0);
+        let script = scripts::script("mset_expire")?;
+        let mut buf = Vec::new();
+        let mut requests = Vec::with_capacity(calls.len());
+        for call in calls {
+            let verb = if ttl.is_some() { "EVALSHA" } else { "MSET" };
+            let cmd = write_cmd(verb, script, &call, &entries, ttl, &encode, &mut buf)?;
+            requests.push((call, cmd));
         }
-        let full: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
-        let calls = self.plan(&full);
-        let total_calls = calls.len();
-        let entries = &entries;
-        let results: Vec<Result<usize>> = stream::iter(calls)
-            .map(|call| async move {
+        let total = requests.iter().map(|(call, _)| call.len()).sum::<usize>();
+        let total_calls = requests.len();
+        let (entries, encode) = (&entries, &encode);
+        let results: Vec<Result<usize>> = stream::iter(requests)
+            .map(|(call, cmd)| async move {
                 let first = Some(entries[call[0]].0.as_str());
-                match ttl {
-                    None => {
-                        let mut cmd = redis::cmd("MSET");
-                        for &i in &call {
-                            cmd.arg(&entries[i].0).arg(entries[i].1.as_slice());
-                        }
-                        let _: Value = self.query(op, first, Idempotency::Idempotent, &cmd).await?;
+                let op = if ttl.is_some() { script.name() } else { op };
+                let sent = self.query::<Value>(op, first, Idempotency::Idempotent, &cmd);
+                let result = match sent.await {
+                    Err(e) if is_noscript(&e) => {
+                        // Not cached on this node (restart, failover, SCRIPT
+                        // FLUSH): EVAL once, which caches it there.
+                        tracing::debug!(script = script.name(), "NOSCRIPT; falling back to EVAL");
+                        let mut buf = Vec::new();
+                        let eval =
+                            write_cmd("EVAL", script, &call, entries, ttl, encode, &mut buf)?;
+                        self.query::<Value>(op, first, Idempotency::Idempotent, &eval)
+                            .await
                     }
-                    Some(ms) => {
-                        let mut script = ScriptCall::new("mset_expire")?;
-                        for &i in &call {
-                            script = script.key(entries[i].0.as_str());
-                        }
-                        script = script.arg(ms);
-                        for &i in &call {
-                            script = script.arg(entries[i].1.as_slice());
-                        }
-                        let _: Value = self.run_script(&script, Idempotency::Idempotent).await?;
+                    other => other,
+                };
+                match result {
+                    Err(e) if e.kind() == ErrorKind::Server && ttl.is_some() => {
+                        // An error the script raised: name the script, as
+                        // `run_script` does.
+                        let msg = format!("{}: {}", script.name(), e.message());
+                        let key = e.key().unwrap_or_default().to_owned();
+                        return Err(Error::new(ErrorKind::Script, msg)
+                            .with_key(key)
+                            .with_source(e));
                     }
-                }
+                    other => other?,
+                };
                 Ok(call.len())
             })
             .buffer_unordered(MAX_IN_FLIGHT)
@@ -242,8 +259,7 @@ impl RedisService {
             Some(err) if total_calls == 1 => Err(err),
             Some(err) => {
                 let msg = format!(
-                    "{op}: {written} of {} keys written ({total_calls} calls, atomic each); first failure: {err}",
-                    entries.len()
+                    "{op}: {written} of {total} keys written ({total_calls} calls, atomic each); first failure: {err}"
                 );
                 let key = err.key().map(str::to_owned);
                 let out = Error::new(err.kind(), msg).with_source(err);
@@ -255,21 +271,19 @@ impl RedisService {
         }
     }
 
-    /// Splits indices of `full` into calls: by hash slot on a cluster, then
-    /// into runs of at most [`MAX_KEYS_PER_CALL`]. Order within a slot follows
-    /// the input.
-    fn plan(&self, full: &[String]) -> Vec<Vec<usize>> {
+    /// Splits `indices` into calls: by hash slot (of `key(i)`) on a
+    /// cluster, then into runs of at most [`MAX_KEYS_PER_CALL`]. Order within
+    /// a slot follows the input.
+    fn plan<'a>(&self, indices: Vec<usize>, key: impl Fn(usize) -> &'a str) -> Vec<Vec<usize>> {
         let groups: Vec<Vec<usize>> = if self.is_cluster() {
             let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
-            for (i, key) in full.iter().enumerate() {
-                by_slot
-                    .entry(keys::slot(key.as_bytes()))
-                    .or_default()
-                    .push(i);
+            for i in indices {
+                let slot = keys::slot(key(i).as_bytes());
+                by_slot.entry(slot).or_default().push(i);
             }
             by_slot.into_values().collect()
         } else {
-            vec![(0..full.len()).collect()]
+            vec![indices]
         };
         groups
             .into_iter()
@@ -282,40 +296,91 @@ impl RedisService {
     }
 }
 
-/// Keeps the last value of each key, in first-seen order.
-fn last_wins(entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
-    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(entries.len());
-    for (key, bytes) in entries {
-        match index.get(&key) {
-            Some(&i) => out[i].1 = bytes,
-            None => {
-                index.insert(key.clone(), out.len());
-                out.push((key, bytes));
+/// Whether the server answered `NOSCRIPT` (the script is not cached there).
+fn is_noscript(err: &Error) -> bool {
+    use std::error::Error as _;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(redis_err) = cause.downcast_ref::<redis::RedisError>() {
+            return redis_err.code() == Some("NOSCRIPT");
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// One call of a batch write, with each value encoded straight into it:
+/// `MSET k v …`, or `EVALSHA|EVAL mset_expire n k … ttl v …`. Building the
+/// script call here rather than through `ScriptCall` keeps one copy of the
+/// values instead of three, which matters at a megabyte per call.
+fn write_cmd<V>(
+    verb: &str,
+    script: &LuaScript,
+    call: &[usize],
+    entries: &[(String, V)],
+    ttl: Option<u64>,
+    encode: &impl Fn(&str, &V, &mut Vec<u8>) -> Result<()>,
+    buf: &mut Vec<u8>,
+) -> Result<Cmd> {
+    let mut cmd = redis::cmd(verb);
+    match ttl {
+        None => {
+            for &i in call {
+                let (key, value) = &entries[i];
+                buf.clear();
+                encode(key, value, buf)?;
+                cmd.arg(key).arg(buf.as_slice());
+            }
+        }
+        Some(ms) => {
+            match verb {
+                "EVALSHA" => cmd.arg(script.sha1()),
+                _ => cmd.arg(script.source()),
+            };
+            cmd.arg(call.len());
+            for &i in call {
+                cmd.arg(&entries[i].0);
+            }
+            cmd.arg(ms);
+            for &i in call {
+                let (key, value) = &entries[i];
+                buf.clear();
+                encode(key, value, buf)?;
+                cmd.arg(buf.as_slice());
             }
         }
     }
-    out
+    Ok(cmd)
+}
+
+/// The indices of the last occurrence of each key, in input order (the calls
+/// of one batch run concurrently, so duplicates must not be split across them).
+fn last_occurrences<V>(entries: &[(String, V)]) -> Vec<usize> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    for (i, (key, _)) in entries.iter().enumerate() {
+        last.insert(key, i);
+    }
+    if last.len() == entries.len() {
+        return (0..entries.len()).collect();
+    }
+    (0..entries.len())
+        .filter(|&i| last.get(entries[i].0.as_str()) == Some(&i))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::last_wins;
+    use super::last_occurrences;
 
     #[test]
-    fn duplicate_keys_keep_the_last_value_in_first_order() {
-        let e = vec![
-            ("a".to_string(), b"1".to_vec()),
-            ("b".to_string(), b"2".to_vec()),
-            ("a".to_string(), b"3".to_vec()),
+    fn duplicate_keys_keep_the_last_value() {
+        let e = [
+            ("a".to_string(), 1),
+            ("b".to_string(), 2),
+            ("a".to_string(), 3),
         ];
-        let out = last_wins(e);
-        assert_eq!(
-            out,
-            vec![
-                ("a".to_string(), b"3".to_vec()),
-                ("b".to_string(), b"2".to_vec())
-            ]
-        );
+        assert_eq!(last_occurrences(&e), vec![1, 2]);
+        assert_eq!(last_occurrences(&e[..2]), vec![0, 1]);
+        assert!(last_occurrences::<u8>(&[]).is_empty());
     }
 }

@@ -18,6 +18,19 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec
     })
 }
 
+/// Appends `value` as compact JSON text to `buf`; a failure names `key`.
+pub(crate) fn write_json<T: Serialize + ?Sized>(
+    key: &str,
+    value: &T,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    serde_json::to_writer(buf, value).map_err(|e| {
+        Error::new(ErrorKind::Serialization, e.to_string())
+            .with_key(key)
+            .with_source(e)
+    })
+}
+
 /// Decodes JSON text into `T`; a failure names `key` and the field path, and
 /// is logged at warn.
 pub(crate) fn from_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
@@ -31,6 +44,11 @@ pub(crate) fn from_json_at<T: DeserializeOwned>(
     prefix: &str,
     bytes: &[u8],
 ) -> Result<T> {
+    // Fast path: plain serde_json. Only a failure pays for tracking the
+    // path (decoding is deterministic, so the second pass fails the same way).
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let fail = |message: String, path: String, source: serde_json::Error| {
         let err = Error::new(ErrorKind::Deserialization, strip_position(&message))
             .with_key(key)

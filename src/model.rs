@@ -44,6 +44,7 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::commands::SetOptions;
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::Idempotency;
 use crate::service::RedisService;
 
 /// A semantic check on a model, run on every write and read.
@@ -198,7 +199,10 @@ impl RedisService {
     /// the stored value is not a valid `T`.
     pub async fn get_model<T: DeserializeOwned + Validate>(&self, key: &str) -> Result<Option<T>> {
         let full = self.key(key);
-        let bytes: Option<Vec<u8>> = self.get(key).await?;
+        let cmd = redis::cmd("GET").arg(&full).clone();
+        let bytes: Option<Vec<u8>> = self
+            .query("get_model", Some(&full), Idempotency::Idempotent, &cmd)
+            .await?;
         bytes.map(|b| decode(&full, "", &b)).transpose()
     }
 
@@ -263,10 +267,12 @@ impl RedisService {
         for (key, value) in mapping {
             let full = self.key(key.as_ref());
             check(&full, "", &value)?;
-            let bytes = codec::to_json(&full, &value)?;
-            entries.push((full, bytes));
+            entries.push((full, value));
         }
-        self.mset_encoded("mset_models", entries, ex).await
+        self.mset_with("mset_models", entries, ex, |key, value, buf| {
+            codec::write_json(key, value, buf)
+        })
+        .await
     }
 
     /// Validates, then writes a model into hash field `field`: `1` added,
