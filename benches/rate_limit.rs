@@ -59,9 +59,16 @@ async fn run_library(l: &RateLimiter, n: u64) -> Duration {
 
 /// The same `EVALSHA` through raw redis-rs, `IN_FLIGHT` at a time.
 async fn run_raw(conn: &MultiplexedConnection, algo: Algorithm, n: u64) -> Duration {
-    let sha = scripts::get(algo.script()).expect("embedded").sha1().to_string();
+    let sha = scripts::get(algo.script())
+        .expect("embedded")
+        .sha1()
+        .to_string();
     let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(&sha).arg(2).arg("raw:{id}:0").arg("raw:{id}:req");
+    let code = algo.code();
+    cmd.arg(&sha)
+        .arg(2)
+        .arg(format!("raw:{{id}}:{code}:0"))
+        .arg(format!("raw:{{id}}:{code}:req"));
     for a in script_args(algo, 100) {
         cmd.arg(a);
     }
@@ -84,9 +91,23 @@ async fn run_raw(conn: &MultiplexedConnection, algo: Algorithm, n: u64) -> Durat
 fn redis_benchmark(port: u16, algo: Algorithm) -> Option<f64> {
     let sha = scripts::get(algo.script())?.sha1().to_string();
     let mut cmd = std::process::Command::new("redis-benchmark");
-    cmd.args(["-p", &port.to_string(), "-c", "50", "-P", "16", "-n", "200000", "--csv"])
-        .args(["EVALSHA", &sha, "2", "rb:{id}:0", "rb:{id}:req"])
-        .args(script_args(algo, 100));
+    cmd.args([
+        "-p",
+        &port.to_string(),
+        "-c",
+        "50",
+        "-P",
+        "16",
+        "-n",
+        "200000",
+        "--csv",
+    ])
+    .args(["EVALSHA", &sha, "2"])
+    .args([
+        format!("rb:{{id}}:{}:0", algo.code()),
+        format!("rb:{{id}}:{}:req", algo.code()),
+    ])
+    .args(script_args(algo, 100));
     let out = cmd.output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "test","rps",…  then  "EVALSHA …","123456.78",…
@@ -147,7 +168,9 @@ fn main() {
 
     // The table: fixed-size runs, same process, same server.
     const N: u64 = 100_000;
-    println!("\n| algorithm | library dec/s | raw redis-rs dec/s | redis-benchmark req/s | library/raw | library/redis-benchmark | bytes per id (100 req) | bytes per id (1,000 req) |");
+    println!(
+        "\n| algorithm | library dec/s | raw redis-rs dec/s | redis-benchmark req/s | library/raw | library/redis-benchmark | bytes per id (100 req) | bytes per id (1,000 req) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 100);

@@ -109,7 +109,7 @@ impl Decision {
     }
 
     /// The "never" decision made locally: `cost` exceeds quota `index`.
-    pub(crate) fn never(quotas: &[Quota], index: usize) -> Self {
+    pub(crate) fn cannot_fit(quotas: &[Quota], index: usize) -> Self {
         let limits = quotas
             .iter()
             .enumerate()

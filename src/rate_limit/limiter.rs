@@ -293,7 +293,7 @@ impl RateLimiter {
             .iter()
             .position(|q| options.cost > q.max_cost(algorithm))
         {
-            return Ok(Decision::never(&self.inner.quotas, i));
+            return Ok(Decision::cannot_fit(&self.inner.quotas, i));
         }
         let idempotency = if !check || options.request_id.is_some() {
             Idempotency::Idempotent
