@@ -253,6 +253,19 @@ async fn cost_above_one(cluster: bool) {
         );
         assert!(d.limits[0].never, "{algo:?}");
     }
+    // GCRA: a cost above the burst (not the limit) can never pass.
+    let q = Quota::per_hour(nz(10)).with_burst(nz(2));
+    let l = svc.rate_limiter("burst", Algorithm::Gcra, q).unwrap();
+    assert!(l.check_n("b", 3).await.unwrap().never);
+    let d = l.check_n("b", 2).await.unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0));
+    let d = l.check("b").await.unwrap();
+    assert!(!d.allowed && !d.never);
+    assert_eq!(
+        d.retry_after,
+        Some(Duration::from_secs(360)),
+        "one unit per 6 min"
+    );
 }
 
 both!(retry_after_is_honoured);

@@ -192,3 +192,31 @@ async fn bad_input_is_rejected_before_any_round_trip() {
         .unwrap();
     assert!(found.is_empty(), "bad input created {found:?}");
 }
+
+#[tokio::test]
+async fn script_examples_run_under_redis_cli() {
+    let server = support::shared_server().await;
+    for algo in Algorithm::ALL {
+        let script = redis_atomics::scripts::get(algo.script()).unwrap();
+        let example = script.example().unwrap();
+        let cmd = example.replacen(
+            "redis-cli",
+            &format!("{} -p {}", support::cli_bin(), server.port()),
+            1,
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let nums: Vec<i64> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
+        // Two limits: {allowed, never, denied_by, 3 numbers per limit}; allowed.
+        assert_eq!(
+            (nums.len(), nums[0], nums[1], nums[2]),
+            (9, 1, 0, 0),
+            "{cmd}: {text}"
+        );
+    }
+}
