@@ -261,10 +261,11 @@ async fn cost_above_one(cluster: bool) {
     assert_eq!((d.allowed, d.remaining), (true, 0));
     let d = l.check("b").await.unwrap();
     assert!(!d.allowed && !d.never);
-    assert_eq!(
-        d.retry_after,
-        Some(Duration::from_secs(360)),
-        "one unit per 6 min"
+    let wait = d.retry_after.unwrap();
+    let six_min = Duration::from_secs(360);
+    assert!(
+        wait > six_min - Duration::from_secs(10) && wait <= six_min,
+        "one unit per 6 min: {wait:?}"
     );
 }
 
