@@ -166,17 +166,28 @@ fn main() {
     }
     c.final_summary();
 
-    // The table: fixed-size runs, same process, same server.
-    const N: u64 = 100_000;
+    // The table: fixed-size runs, same process, same server. The machine may
+    // be shared: library and raw runs alternate, three rounds, best of each
+    // (redis-benchmark best of two).
+    const N: u64 = 50_000;
     println!(
         "\n| algorithm | library dec/s | raw redis-rs dec/s | redis-benchmark req/s | library/raw | library/redis-benchmark | bytes per id (100 req) | bytes per id (1,000 req) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 100);
-        let lib = N as f64 / rt.block_on(run_library(&l, N)).as_secs_f64();
-        let raw_rate = N as f64 / rt.block_on(run_raw(&raw, algo, N)).as_secs_f64();
-        let rb = redis_benchmark(server.port(), algo);
+        let (mut lib, mut raw_rate) = (0f64, 0f64);
+        for _ in 0..3 {
+            lib = lib.max(N as f64 / rt.block_on(run_library(&l, N)).as_secs_f64());
+            raw_rate = raw_rate.max(N as f64 / rt.block_on(run_raw(&raw, algo, N)).as_secs_f64());
+        }
+        let rb = [
+            redis_benchmark(server.port(), algo),
+            redis_benchmark(server.port(), algo),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max);
         let m100 = rt.block_on(memory_per_id(&svc, algo, 100));
         let m1000 = rt.block_on(memory_per_id(&svc, algo, 1000));
         let rb_cell = rb.map_or("n/a".into(), |r| format!("{r:.0}"));
