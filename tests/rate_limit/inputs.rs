@@ -175,6 +175,13 @@ async fn bad_input_is_rejected_before_any_round_trip() {
             .await
             .unwrap_err();
         assert!(e.key().unwrap().contains("{rid}"), "{e}");
+        for at in [0, (1 << 52) + 1] {
+            let e = l
+                .check_with("rid", CheckOptions::new().at(at))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("clock override"), "{e}");
+        }
         let d = l.check_n("big", 6).await.unwrap();
         assert!(d.never && !d.allowed);
         for id in ["zero", "rid", "big"] {
