@@ -157,10 +157,14 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     // With a request id: timed out, retried, and counted exactly once.
     let blocker = block_server(&server, 700);
     tokio::time::sleep(Duration::from_millis(50)).await; // let the blocker reach the server
+    let started = std::time::Instant::now();
     let d = l
         .check_with("x", CheckOptions::new().request_id("r-1"))
         .await
         .unwrap();
+    // One attempt gives up after 150 ms: success after 400 ms means it was retried.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
     assert_eq!(
         (d.allowed, d.remaining),
         (true, 4),
