@@ -115,27 +115,20 @@ async fn peek_does_not_consume_and_reset_clears(cluster: bool) {
     }
 }
 
-/// Blocks the server for `ms` with a busy Lua script (commands queue meanwhile).
-fn block_server(server: &support::RedisServer, ms: u64) -> tokio::task::JoinHandle<()> {
-    let client = server.client();
-    tokio::spawn(async move {
-        let config =
-            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .unwrap();
-        let spin = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] \
-                    repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - s >= tonumber(ARGV[1]) * 1000 \
-                    return 1";
-        let _: i64 = redis::cmd("EVAL")
-            .arg(spin)
-            .arg(0)
-            .arg(ms)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    })
+/// Holds every client's commands for `ms` (`CLIENT PAUSE`); they queue meanwhile.
+async fn pause_server(server: &support::RedisServer, ms: u64) {
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,8 +148,7 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     let l = limiter(&svc, Algorithm::SlidingLog, 5, Duration::from_secs(60));
 
     // With a request id: timed out, retried, and counted exactly once.
-    let blocker = block_server(&server, 700);
-    tokio::time::sleep(Duration::from_millis(50)).await; // let the blocker reach the server
+    pause_server(&server, 700).await;
     let started = std::time::Instant::now();
     let d = l
         .check_with("x", CheckOptions::new().request_id("r-1"))
@@ -170,17 +162,14 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
         (true, 4),
         "the retry was a replay"
     );
-    blocker.await.unwrap();
     let now = l.peek_with("x", CheckOptions::new().cost(0)).await.unwrap();
     assert_eq!(now.remaining, 4, "one unit consumed, not one per attempt");
 
     // Without: the timeout is returned after one attempt (it may have run).
-    let blocker = block_server(&server, 700);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    pause_server(&server, 700).await;
     let e = l.check("y").await.unwrap_err();
     assert!(e.is_timeout(), "{e}");
     assert_eq!(e.attempts(), 1, "not retried: {e}");
-    blocker.await.unwrap();
     let now = l.peek_with("y", CheckOptions::new().cost(0)).await.unwrap();
     assert_eq!(now.remaining, 4, "the server ran it once");
 }
