@@ -302,8 +302,9 @@ impl RateLimiter {
             Idempotency::NonIdempotent
         };
         let mut call = ScriptCall::new(algorithm.script())?;
-        for key in &keys {
-            call = call.key(key.as_str());
+        let first = keys[0].clone();
+        for key in keys {
+            call = call.key(key);
         }
         call = call
             .arg(options.at.map(|t| t.to_string()).unwrap_or_default())
@@ -314,7 +315,7 @@ impl RateLimiter {
             call = call.arg(arg.as_str());
         }
         let reply: Vec<i64> = self.service.run_script(&call, idempotency).await?;
-        Decision::from_reply(&reply, &self.inner.quotas, &keys[0])
+        Decision::from_reply(&reply, &self.inner.quotas, &first)
     }
 }
 
