@@ -45,6 +45,10 @@ pub struct RedisService {
 struct Inner {
     conn: Connection,
     config: RedisConfig,
+    /// Single-flight, circuit breaker and counters of the compute paths.
+    compute: crate::compute::ComputeState,
+    /// Search index schemas (`FT.INFO`), cached for the query builder.
+    search_schemas: crate::search::SchemaCache,
 }
 
 impl std::fmt::Debug for RedisService {
@@ -71,7 +75,9 @@ impl RedisService {
         RedisService {
             inner: Arc::new(Inner {
                 conn: conn.into(),
+                compute: crate::compute::ComputeState::new(config.circuit_breaker()),
                 config,
+                search_schemas: Default::default(),
             }),
             namespace,
         }
@@ -125,6 +131,11 @@ impl RedisService {
         self.inner.conn.clone()
     }
 
+    /// The search schema cache shared by every view of this service.
+    pub(crate) fn schemas(&self) -> &crate::search::SchemaCache {
+        &self.inner.search_schemas
+    }
+
     /// Whether the service talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.inner.conn.is_cluster()
@@ -133,6 +144,10 @@ impl RedisService {
     /// The primaries (one entry for a standalone server).
     pub async fn primaries(&self) -> Result<Vec<Node>> {
         self.inner.conn.primaries().await
+    }
+
+    pub(crate) fn compute_state(&self) -> &crate::compute::ComputeState {
+        &self.inner.compute
     }
 
     /// Runs one command under the retry policy. `key` names the operation's
