@@ -71,6 +71,32 @@ pub struct LimitDecision {
 }
 
 impl Decision {
+    /// HTTP response headers for this decision: `RateLimit-Limit`,
+    /// `RateLimit-Remaining`, `RateLimit-Reset` (seconds until fully
+    /// replenished, rounded up) and, when denied and not `never`,
+    /// `Retry-After` (seconds, rounded up, at least 1).
+    ///
+    /// ```no_run
+    /// # async fn demo(limiter: redis_atomics::rate_limit::RateLimiter) -> redis_atomics::Result<()> {
+    /// let d = limiter.check("ip:10.0.0.1").await?;
+    /// for (name, value) in d.http_headers() {
+    ///     println!("{name}: {value}"); // e.g. "RateLimit-Remaining: 41"
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn http_headers(&self) -> Vec<(&'static str, String)> {
+        let secs = |d: Duration| d.as_millis().div_ceil(1000);
+        let mut headers = vec![
+            ("RateLimit-Limit", self.limit.to_string()),
+            ("RateLimit-Remaining", self.remaining.to_string()),
+            ("RateLimit-Reset", secs(self.reset_after).to_string()),
+        ];
+        if let Some(wait) = self.retry_after {
+            headers.push(("Retry-After", secs(wait).max(1).to_string()));
+        }
+        headers
+    }
+
     /// Builds a decision from a script reply: `{allowed, never, denied_by,
     /// then per quota: remaining, retry_after_ms (-1 never), reset_after_ms}`.
     pub(crate) fn from_reply(reply: &[i64], quotas: &[Quota], key: &str) -> Result<Self> {
@@ -109,7 +135,7 @@ impl Decision {
     }
 
     /// The "never" decision made locally: `cost` exceeds quota `index`.
-    pub(crate) fn never(quotas: &[Quota], index: usize) -> Self {
+    pub(crate) fn cannot_fit(quotas: &[Quota], index: usize) -> Self {
         let limits = quotas
             .iter()
             .enumerate()
@@ -157,5 +183,64 @@ impl Decision {
             denied_by,
             limits,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn quotas() -> Vec<Quota> {
+        let nz = |n| NonZeroU32::new(n).unwrap();
+        vec![Quota::per_second(nz(10)), Quota::per_hour(nz(100))]
+    }
+
+    #[test]
+    fn a_denial_summarizes_the_binding_quota() {
+        // denied by quota 1: quota 0 fits (7 left), quota 1 waits 2.5 s.
+        let d = Decision::from_reply(&[0, 0, 2, 7, 0, 400, 0, 2500, 3_600_000], &quotas(), "k")
+            .unwrap();
+        assert_eq!(
+            (d.allowed, d.never, d.denied_by, d.limit),
+            (false, false, Some(1), 100)
+        );
+        assert_eq!(d.remaining, 0);
+        assert_eq!(d.retry_after, Some(Duration::from_millis(2500)));
+        assert_eq!(d.reset_after, Duration::from_secs(3600));
+        assert_eq!(d.limits[0].retry_after, None);
+        let h = d.http_headers();
+        assert_eq!(h[0], ("RateLimit-Limit", "100".to_string()));
+        assert_eq!(h[3], ("Retry-After", "3".to_string()));
+    }
+
+    #[test]
+    fn an_allowed_reply_and_malformed_ones() {
+        let d =
+            Decision::from_reply(&[1, 0, 0, 9, 0, 1000, 99, 0, 3_600_000], &quotas(), "k").unwrap();
+        assert_eq!(
+            (d.allowed, d.limit, d.remaining, d.retry_after),
+            (true, 10, 9, None)
+        );
+        assert_eq!(d.http_headers().len(), 3);
+        for bad in [
+            &[1, 0, 0][..],
+            &[1, 0, 1, 9, 0, 1, 9, 0, 1],
+            &[0, 0, 3, 9, 0, 1, 9, 0, 1],
+        ] {
+            let e = Decision::from_reply(bad, &quotas(), "k").unwrap_err();
+            assert_eq!((e.kind(), e.key()), (crate::ErrorKind::Protocol, Some("k")));
+        }
+    }
+
+    #[test]
+    fn a_local_never() {
+        let d = Decision::cannot_fit(&quotas(), 0);
+        assert_eq!(
+            (d.allowed, d.never, d.denied_by, d.retry_after),
+            (false, true, Some(0), None)
+        );
+        assert!(d.limits[0].never && !d.limits[1].never);
+        assert!(d.http_headers().iter().all(|(n, _)| *n != "Retry-After"));
     }
 }

@@ -62,7 +62,8 @@ impl CheckOptions {
 
     /// **For tests**: evaluate at `now_us` microseconds since the Unix epoch
     /// instead of the server's `TIME`, to drive a timeline deterministically.
-    /// Mixing it with server time on the same keys gives meaningless results.
+    /// Must be in `1..=2^52`. Mixing it with server time on the same keys
+    /// gives meaningless results.
     /// Defaults to the server's clock.
     #[must_use]
     pub fn at(mut self, now_us: u64) -> Self {
@@ -283,8 +284,8 @@ impl RateLimiter {
         if options.request_id.as_deref() == Some("") {
             return Err(invalid("the request id is empty"));
         }
-        if options.at == Some(0) {
-            return Err(invalid("the clock override must be > 0 µs"));
+        if options.at.is_some_and(|t| t == 0 || t > 1 << 52) {
+            return Err(invalid("the clock override must be in 1..=2^52 µs"));
         }
         let algorithm = self.inner.algorithm;
         if let Some(i) = self
@@ -293,7 +294,7 @@ impl RateLimiter {
             .iter()
             .position(|q| options.cost > q.max_cost(algorithm))
         {
-            return Ok(Decision::never(&self.inner.quotas, i));
+            return Ok(Decision::cannot_fit(&self.inner.quotas, i));
         }
         let idempotency = if !check || options.request_id.is_some() {
             Idempotency::Idempotent
@@ -301,8 +302,9 @@ impl RateLimiter {
             Idempotency::NonIdempotent
         };
         let mut call = ScriptCall::new(algorithm.script())?;
-        for key in &keys {
-            call = call.key(key.as_str());
+        let first = keys[0].clone();
+        for key in keys {
+            call = call.key(key);
         }
         call = call
             .arg(options.at.map(|t| t.to_string()).unwrap_or_default())
@@ -313,7 +315,7 @@ impl RateLimiter {
             call = call.arg(arg.as_str());
         }
         let reply: Vec<i64> = self.service.run_script(&call, idempotency).await?;
-        Decision::from_reply(&reply, &self.inner.quotas, &keys[0])
+        Decision::from_reply(&reply, &self.inner.quotas, &first)
     }
 }
 

@@ -1,0 +1,229 @@
+//! The seed call, key layout and hash tags, ids on a cluster, bad input.
+
+use super::*;
+
+#[tokio::test]
+async fn the_seed_call() {
+    let svc = service(false).await;
+    for sliding in [true, false] {
+        let key = format!("ip:10.0.0.1:{sliding}");
+        let got: Vec<(bool, u64)> = {
+            let mut v = Vec::new();
+            for _ in 0..5 {
+                v.push(svc.check_rate_limit(&key, 3, 60, sliding).await.unwrap());
+            }
+            v
+        };
+        assert_eq!(
+            got,
+            [(true, 2), (true, 1), (true, 0), (false, 0), (false, 0)]
+        );
+        let code = if sliding { "sl" } else { "fw" };
+        let full = svc.key(&format!("rl:{{{key}}}:{code}:0"));
+        assert!(
+            full.starts_with(svc.namespace().unwrap()),
+            "namespace applied"
+        );
+        let pttl: i64 = raw(&svc, redis::cmd("PTTL").arg(&full)).await;
+        assert!(pttl > 0 && pttl <= 60_000, "{full}: {pttl}");
+    }
+}
+
+#[tokio::test]
+async fn keys_carry_the_namespace_and_the_id_as_hash_tag() {
+    let svc = service(false).await;
+    let ns = svc.namespace().unwrap().to_string();
+    let l = limiter(&svc, Algorithm::Gcra, 3, Duration::from_secs(1));
+    assert_eq!(
+        l.keys("user:1").unwrap(),
+        [
+            format!("{ns}:rl:t:{{user:1}}:gc:0"),
+            format!("{ns}:rl:t:{{user:1}}:gc:req")
+        ]
+    );
+    // Braces and percent signs in ids: one well-formed tag each, distinct keys.
+    let ids = ["a}b", "{a}b", "a%7Db", "}", "{}", "%", "ü {x} ü"];
+    let mut all = std::collections::HashSet::new();
+    for id in ids {
+        let keys = l.keys(id).unwrap();
+        let tags: std::collections::HashSet<_> =
+            keys.iter().map(|k| keys::hash_tag(k.as_bytes())).collect();
+        assert_eq!(tags.len(), 1, "{id:?}: {keys:?}");
+        assert!(tags.iter().all(Option::is_some));
+        assert!(
+            all.insert(keys[0].clone()),
+            "{id:?} shares keys with another id"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_ids_spread_over_primaries_and_are_limited_exactly() {
+    let cluster = support::shared_cluster().await;
+    let svc = service(true).await;
+    let l = limiter(&svc, Algorithm::SlidingLog, 5, Duration::from_secs(600));
+    let ids: Vec<String> = (0..40)
+        .map(|i| format!("user:{i}"))
+        .chain(["{x}:y}".into(), "}{".into()])
+        .collect();
+    let mut primaries = std::collections::BTreeSet::new();
+    for id in &ids {
+        let keys = l.keys(id).unwrap();
+        let slots: std::collections::BTreeSet<u16> =
+            keys.iter().map(|k| keys::slot(k.as_bytes())).collect();
+        assert_eq!(slots.len(), 1, "{id}: one slot for all of one id's keys");
+        let server_slot: u16 = raw(&svc, redis::cmd("CLUSTER").arg("KEYSLOT").arg(&keys[0])).await;
+        assert_eq!(Some(&server_slot), slots.first());
+        primaries.insert(cluster.primary_of_key(&keys[0]));
+    }
+    assert_eq!(primaries.len(), 3, "ids land on every primary");
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..8 {
+        for id in &ids {
+            let (l, id) = (l.clone(), id.clone());
+            tasks.spawn(async move { (id.clone(), round, l.check(&id).await.unwrap().allowed) });
+        }
+    }
+    let mut per_id = std::collections::HashMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let (id, _, ok) = r.unwrap();
+        *per_id.entry(id).or_insert(0) += u32::from(ok);
+    }
+    assert!(per_id.values().all(|&n| n == 5), "{per_id:?}");
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_before_any_round_trip() {
+    let svc = service(false).await;
+    let ns = svc.namespace().unwrap().to_string();
+    let check = |r: redis_atomics::Result<(bool, u64)>, what: &str| {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation, "{what}: {e}");
+        assert!(
+            e.key().unwrap().contains("ip:1"),
+            "{what}: names the key: {e}"
+        );
+    };
+    check(svc.check_rate_limit("ip:1", 0, 60, true).await, "limit 0");
+    check(svc.check_rate_limit("ip:1", 5, 0, false).await, "window 0");
+    check(
+        svc.check_rate_limit("ip:1", 5, 10_000_000, true).await,
+        "window too large",
+    );
+    let e = svc.check_rate_limit("", 5, 60, true).await.unwrap_err();
+    assert!(e.to_string().contains("id is empty"), "{e}");
+
+    let build = |algo, q: Quota| svc.rate_limiter("b", algo, q).map(|_| ()).unwrap_err();
+    for (algo, q, what) in [
+        (
+            Algorithm::SlidingLog,
+            Quota::new(nz(5), Duration::ZERO),
+            "zero",
+        ),
+        (
+            Algorithm::FixedWindow,
+            Quota::new(nz(5), Duration::from_micros(1500)),
+            "whole milliseconds",
+        ),
+        (
+            Algorithm::SlidingWindow,
+            Quota::new(nz(5), Duration::from_secs(200 * 86400)),
+            "at most",
+        ),
+        (
+            Algorithm::Gcra,
+            Quota::new(nz(2_000_000_000), Duration::from_secs(1)),
+            "limit must be at most",
+        ),
+        (
+            Algorithm::FixedWindow,
+            Quota::per_second(nz(5)).with_burst(nz(2)),
+            "burst only applies",
+        ),
+        (
+            Algorithm::Gcra,
+            Quota::per_hour(nz(5)).with_burst(nz(2_000_000)),
+            "too large",
+        ),
+    ] {
+        let e = build(algo, q);
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.to_string().contains(what), "{what}: {e}");
+        assert!(e.key().unwrap().starts_with(&format!("{ns}:rl:b:")), "{e}");
+    }
+    assert!(
+        svc.rate_limiter_builder("none", Algorithm::Gcra)
+            .build()
+            .is_err()
+    );
+    assert!(
+        svc.rate_limiter("a{b}", Algorithm::Gcra, Quota::per_second(nz(1)))
+            .is_err()
+    );
+
+    for algo in Algorithm::ALL {
+        let l = limiter(&svc, algo, 5, Duration::from_secs(60));
+        let e = l.check("").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        let e = l.check_n("zero", 0).await.unwrap_err();
+        assert!(
+            e.to_string().contains("\"zero\"") && e.to_string().contains("peek"),
+            "{e}"
+        );
+        let e = l
+            .check_with("rid", CheckOptions::new().request_id(""))
+            .await
+            .unwrap_err();
+        assert!(e.key().unwrap().contains("{rid}"), "{e}");
+        for at in [0, (1 << 52) + 1] {
+            let e = l
+                .check_with("rid", CheckOptions::new().at(at))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("clock override"), "{e}");
+        }
+        let d = l.check_n("big", 6).await.unwrap();
+        assert!(d.never && !d.allowed);
+        for id in ["zero", "rid", "big"] {
+            assert!(
+                existing(&svc, &l.keys(id).unwrap()).await.is_empty(),
+                "{algo:?} {id}: no key"
+            );
+        }
+    }
+    let mut keys = svc.connection();
+    let found: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{ns}:*"))
+        .query_async(&mut keys)
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "bad input created {found:?}");
+}
+
+#[tokio::test]
+async fn script_examples_run_under_redis_cli() {
+    let server = support::shared_server().await;
+    for algo in Algorithm::ALL {
+        let script = redis_atomics::scripts::get(algo.script()).unwrap();
+        let example = script.example().unwrap();
+        let cmd = example.replacen(
+            "redis-cli",
+            &format!("{} -p {}", support::cli_bin(), server.port()),
+            1,
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let nums: Vec<i64> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
+        // Two limits: {allowed, never, denied_by, 3 numbers per limit}; allowed.
+        assert_eq!(
+            (nums.len(), nums[0], nums[1], nums[2]),
+            (9, 1, 0, 0),
+            "{cmd}: {text}"
+        );
+    }
+}

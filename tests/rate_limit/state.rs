@@ -1,0 +1,175 @@
+//! Per-id state: same-microsecond requests, request ids, TTLs, peek and reset.
+
+use super::*;
+
+both!(same_microsecond_requests_all_count);
+async fn same_microsecond_requests_all_count(cluster: bool) {
+    let svc = service(cluster).await;
+    for algo in Algorithm::ALL {
+        let l = limiter(&svc, algo, 10, Duration::from_secs(60));
+        let at = CheckOptions::new().at(BASE_US + 7);
+        for i in 1..=4 {
+            let d = l.check_with("same", at.clone()).await.unwrap();
+            assert_eq!((d.allowed, d.remaining), (true, 10 - i), "{algo:?}");
+        }
+        let d = l.check_with("same", at.clone().cost(3)).await.unwrap();
+        assert_eq!(d.remaining, 3, "{algo:?}");
+        if algo == Algorithm::SlidingLog {
+            let key = &l.keys("same").unwrap()[0];
+            let n: u64 = raw(&svc, redis::cmd("ZCARD").arg(key)).await;
+            assert_eq!(n, 7, "one unique member per unit");
+        }
+    }
+}
+
+both!(a_request_id_is_counted_once);
+async fn a_request_id_is_counted_once(cluster: bool) {
+    let svc = service(cluster).await;
+    for algo in Algorithm::ALL {
+        let l = limiter(&svc, algo, 3, Duration::from_secs(60));
+        let at = |t: u64, id: &str| CheckOptions::new().at(BASE_US + t).request_id(id);
+        let first = l.check_with("i", at(0, "req-1").cost(2)).await.unwrap();
+        assert_eq!((first.allowed, first.remaining), (true, 1), "{algo:?}");
+        for t in [0, 10, 1000] {
+            let again = l.check_with("i", at(t, "req-1").cost(2)).await.unwrap();
+            assert_eq!(
+                (again.allowed, again.remaining),
+                (true, 1),
+                "{algo:?}: a replay consumes nothing"
+            );
+        }
+        assert!(l.check_with("i", at(2000, "req-2")).await.unwrap().allowed);
+        let denied = l.check_with("i", at(3000, "req-3")).await.unwrap();
+        assert!(!denied.allowed, "{algo:?}: a new id counts");
+        // Denials are not remembered: once there is room, the same id is counted.
+        let d = l.check_with("i", at(120_000_000, "req-3")).await.unwrap();
+        assert_eq!((d.allowed, d.remaining), (true, 2), "{algo:?}");
+        let d = l.check_with("i", at(120_000_001, "req-3")).await.unwrap();
+        assert_eq!(
+            (d.allowed, d.remaining),
+            (true, 2),
+            "{algo:?}: and then counted once"
+        );
+    }
+}
+
+both!(every_key_has_a_ttl_close_to_its_window);
+async fn every_key_has_a_ttl_close_to_its_window(cluster: bool) {
+    let svc = service(cluster).await;
+    for algo in Algorithm::ALL {
+        let l = svc
+            .rate_limiter_builder("ttl", algo)
+            .quota(Quota::new(nz(5), Duration::from_millis(2000)))
+            .quota(Quota::new(nz(50), Duration::from_millis(8000)))
+            .build()
+            .unwrap();
+        for i in 0..8 {
+            l.check_with("k", CheckOptions::new().request_id(format!("r{i}")))
+                .await
+                .unwrap();
+        }
+        let keys = l.keys("k").unwrap();
+        assert_eq!(
+            existing(&svc, &keys).await,
+            keys,
+            "{algo:?}: every key was written"
+        );
+        let factor = if algo == Algorithm::SlidingWindow {
+            2
+        } else {
+            1
+        };
+        for (key, window) in keys.iter().zip([2000, 8000, 8000]) {
+            let pttl: i64 = raw(&svc, redis::cmd("PTTL").arg(key)).await;
+            assert!(
+                pttl > 0 && pttl <= factor * window + 10,
+                "{algo:?} {key}: PTTL {pttl}"
+            );
+        }
+    }
+}
+
+both!(peek_does_not_consume_and_reset_clears);
+async fn peek_does_not_consume_and_reset_clears(cluster: bool) {
+    let svc = service(cluster).await;
+    for algo in Algorithm::ALL {
+        let l = limiter(&svc, algo, 3, Duration::from_secs(60));
+        for _ in 0..10 {
+            let p = l.peek("p").await.unwrap();
+            assert_eq!((p.allowed, p.remaining), (true, 2), "{algo:?}");
+        }
+        assert!(
+            existing(&svc, &l.keys("p").unwrap()).await.is_empty(),
+            "peek writes nothing"
+        );
+        for left in [2, 1, 0] {
+            assert_eq!(l.check("p").await.unwrap().remaining, left, "{algo:?}");
+        }
+        let p = l.peek("p").await.unwrap();
+        assert!(!p.allowed && p.retry_after.is_some(), "{algo:?}");
+        assert!(l.reset("p").await.unwrap());
+        assert!(existing(&svc, &l.keys("p").unwrap()).await.is_empty());
+        assert!(!l.reset("p").await.unwrap(), "nothing left to clear");
+        let d = l.check("p").await.unwrap();
+        assert_eq!((d.allowed, d.remaining), (true, 2), "{algo:?}");
+    }
+}
+
+/// Holds every client's commands for `ms` (`CLIENT PAUSE`); they queue meanwhile.
+async fn pause_server(server: &support::RedisServer, ms: u64) {
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
+    let server = support::RedisServer::start();
+    let config = RedisConfig::builder()
+        .url(server.url())
+        .response_timeout(Duration::from_millis(150))
+        .retry_count(4)
+        .retry_backoff(redis_atomics::Backoff::Fixed)
+        .retry_delay(Duration::from_millis(200))
+        .retry_jitter(0.0)
+        .build()
+        .unwrap();
+    let svc = RedisService::connect(config).await.unwrap();
+    svc.preload().await.unwrap();
+    let l = limiter(&svc, Algorithm::SlidingLog, 5, Duration::from_secs(60));
+
+    // With a request id: timed out, retried, and counted exactly once.
+    pause_server(&server, 700).await;
+    let started = std::time::Instant::now();
+    let d = l
+        .check_with("x", CheckOptions::new().request_id("r-1"))
+        .await
+        .unwrap();
+    // One attempt gives up after 150 ms: success after 400 ms means it was retried.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert_eq!(
+        (d.allowed, d.remaining),
+        (true, 4),
+        "the retry was a replay"
+    );
+    let now = l.peek_with("x", CheckOptions::new().cost(0)).await.unwrap();
+    assert_eq!(now.remaining, 4, "one unit consumed, not one per attempt");
+
+    // Without: the timeout is returned after one attempt (it may have run).
+    pause_server(&server, 700).await;
+    let e = l.check("y").await.unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    assert_eq!(e.attempts(), 1, "not retried: {e}");
+    let now = l.peek_with("y", CheckOptions::new().cost(0)).await.unwrap();
+    assert_eq!(now.remaining, 4, "the server ran it once");
+}
