@@ -64,7 +64,9 @@ async fn movies(svc: &RedisService) -> SearchIndex {
         .geo("loc")
         .vector("v", VectorField::flat(2));
     index.create(&schema).await.unwrap();
-    let rows: [(&str, &str, &str, i64, &str, [f32; 2]); 5] = [
+    // (id, genre, title, year, location, vector)
+    type Row<'a> = (&'a str, &'a str, &'a str, i64, &'a str, [f32; 2]);
+    let rows: [Row; 5] = [
         ("1", "sci-fi", "Alien", 1979, "2.35,48.85", [1.0, 0.0]),
         (
             "2",
@@ -442,7 +444,8 @@ async fn knn_orders_by_every_metric_on_flat_and_hnsw() {
         return;
     };
     // (metric, query, docs a b c in order, expected distances)
-    let cases: [(DistanceMetric, [f32; 2], [[f32; 2]; 3], [f32; 3]); 3] = [
+    type Case = (DistanceMetric, [f32; 2], [[f32; 2]; 3], [f32; 3]);
+    let cases: [Case; 3] = [
         (
             DistanceMetric::L2,
             [0.0, 0.0],

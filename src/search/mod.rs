@@ -21,7 +21,7 @@
 //! Search is standalone-only: RediSearch on a Redis Cluster needs the search
 //! coordinator (Redis Enterprise, or Redis 8 built with it), which an open
 //! source cluster does not have. On a cluster service every operation fails
-//! with [`ErrorKind::Config`](crate::ErrorKind::Config) before any round trip.
+//! with [`ErrorKind::Config`] before any round trip.
 //!
 //! ```no_run
 //! # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
