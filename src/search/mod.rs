@@ -49,6 +49,7 @@
 mod de;
 mod document;
 mod filter;
+mod info;
 mod query;
 mod results;
 mod schema;
@@ -62,11 +63,11 @@ pub use document::{Document, decode_vector, encode_vector};
 pub use filter::{
     Filter, GeoCondition, GeoUnit, NumCondition, TagCondition, TextCondition, escape_tag_value,
 };
+pub use info::{FieldInfo, IndexInfo};
 pub use query::{FilterValue, HybridPolicy, SearchCommand, VectorQueryBuilder};
 pub use results::{DISTANCE_FIELD, Hit, SearchDoc, SearchResults};
 pub use schema::{
-    DistanceMetric, FieldInfo, FieldType, IndexInfo, IndexSchema, SchemaField, VectorAlgorithm,
-    VectorField,
+    DistanceMetric, FieldType, IndexSchema, SchemaField, VectorAlgorithm, VectorField,
 };
 
 use crate::error::{Error, ErrorKind, Result};
