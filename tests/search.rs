@@ -1175,6 +1175,12 @@ async fn resp3_replies_parse_like_resp2() {
     };
     let url = format!("{}?protocol=resp3", server.url());
     let svc = connect(&url, "resp3").await;
+    let client_info: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query_async(&mut svc.connection())
+        .await
+        .unwrap();
+    assert!(client_info.contains("resp=3"), "{client_info}");
     let index = movies(&svc).await;
     let res = index
         .query()
@@ -1190,6 +1196,122 @@ async fn resp3_replies_parse_like_resp2() {
     let info = index.info().await.unwrap();
     assert_eq!(info.fields.len(), 5);
     assert_eq!(info.field("v").unwrap().dim, Some(2));
+}
+
+/// Many tasks on two services (two connections) hit an index whose schema is
+/// not cached yet: every query gets the right answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_queries_share_the_schema_cache() {
+    let Some(server) = support::shared_search().await else {
+        return;
+    };
+    let a = connect(&server.url(), "concurrent").await;
+    let index = movies(&a).await;
+    let b = RedisService::connect(
+        RedisConfig::builder()
+            .url(server.url())
+            .namespace(a.namespace().unwrap())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let year = [1979, 1982, 1968, 1999, 1987][i % 5];
+            let res = svc
+                .vector_query("movies")
+                .knn("v", &[1.0, 0.0], 5)
+                .filter("year", year)
+                .execute()
+                .await
+                .unwrap();
+            (
+                i % 5,
+                res.ids().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        }));
+    }
+    for task in tasks {
+        let (n, got) = task.await.unwrap();
+        assert_eq!(got, [(n + 1).to_string()]);
+    }
+    drop(index);
+}
+
+/// A dropped and re-created index is noticed: the failed query forgets the
+/// cached schema, the next one fetches the new one.
+#[tokio::test]
+async fn a_recreated_index_refreshes_the_cached_schema() {
+    let Some(svc) = search_service().await else {
+        return;
+    };
+    let index = svc.search_index("recreated");
+    index
+        .create(
+            &IndexSchema::new()
+                .tag("kind")
+                .vector("v", VectorField::flat(1)),
+        )
+        .await
+        .unwrap();
+    index
+        .upsert(
+            "1",
+            &Document::new()
+                .field("kind", vec!["a", "b"])
+                .vector("v", &[1.0]),
+        )
+        .await
+        .unwrap();
+    let res = index.query().filter("kind", "b").execute().await.unwrap();
+    assert_eq!(ids(&res), ["1"], "a list is a multi-value tag");
+
+    // Another client drops the index and re-creates it with other types.
+    let other = svc
+        .with_namespace(svc.namespace().unwrap())
+        .search_index("recreated");
+    let mut raw = svc.connection();
+    let _: () = redis::cmd("FT.DROPINDEX")
+        .arg(other.name())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let err = index
+        .query()
+        .filter("kind", "b")
+        .execute()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("index"), "{err}");
+    let _: () = redis::cmd("FT.CREATE")
+        .arg(other.name())
+        .arg(&[
+            "ON",
+            "HASH",
+            "PREFIX",
+            "1",
+            &svc.key("recreated:"),
+            "SCHEMA",
+        ])
+        .arg(&[
+            "kind", "NUMERIC", "v", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM", "2",
+        ])
+        .arg(&["DISTANCE_METRIC", "L2"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    index
+        .upsert(
+            "2",
+            &Document::new().field("kind", 7).vector("v", &[1.0, 2.0]),
+        )
+        .await
+        .unwrap();
+    let res = index.query().filter("kind", 7).execute().await.unwrap();
+    assert_eq!(ids(&res), ["2"], "NUMERIC now, from a fresh FT.INFO");
 }
 
 /// Documents that expire between the index lookup and the fetch of their

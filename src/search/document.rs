@@ -30,14 +30,14 @@ impl Document {
         Self::default()
     }
 
-    /// Sets field `name` to `value` (anything redis-rs can send as one
-    /// argument: strings, numbers, bytes).
+    /// Sets field `name` to `value`: strings, numbers, bytes; a list (for a
+    /// multi-value TAG) is joined with `,`, the default TAG separator.
     pub fn field(mut self, name: impl Into<String>, value: impl ToRedisArgs) -> Self {
         let mut args = value.to_redis_args();
         let bytes = if args.len() == 1 {
             args.swap_remove(0)
         } else {
-            args.concat()
+            args.join(&b',')
         };
         self.fields.push((name.into(), bytes));
         self

@@ -313,6 +313,14 @@ impl SearchIndex {
         }
     }
 
+    /// Drops the cached schema when the server says the index is gone (it
+    /// may come back with another schema).
+    pub(crate) fn forget_schema_if_gone(&self, err: &Error) {
+        if is_unknown_index(err) {
+            self.service.schemas().remove(&self.name);
+        }
+    }
+
     pub(crate) fn cached_schema(&self) -> Option<Arc<IndexInfo>> {
         self.service.schemas().get(&self.name)
     }

@@ -263,7 +263,8 @@ impl VectorQueryBuilder {
                 Idempotency::Idempotent,
                 cmd.cmd(),
             )
-            .await?;
+            .await
+            .inspect_err(|e| self.index.forget_schema_if_gone(e))?;
         SearchResults::parse(reply, &info)
     }
 
