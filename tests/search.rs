@@ -938,6 +938,9 @@ async fn injection_attempts_match_only_the_exact_tag() {
         "~opt",
         "a,b",
         "[1 2]",
+        "nbsp\u{a0}here",
+        "\u{3000}ideographic",
+        "zero\u{200b}width",
         "=>[KNN 10 @v $vec]",
         "@tenant:{victim}",
     ];
@@ -998,6 +1001,11 @@ async fn injection_attempts_match_only_the_exact_tag() {
     );
 }
 
+/// What the index trims from a tag.
+fn ascii_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii_whitespace())
+}
+
 const DECOYS: [&str; 6] = ["victim", "a", "b", "*", "x", "\\"];
 
 /// For random strings s, a document tagged s is the only one tag-eq(s) finds.
@@ -1028,12 +1036,13 @@ fn property_tag_eq_finds_exactly_the_tagged_document() {
         (svc, index)
     });
     let _ = &svc;
-    // Any printable ASCII but the separator, whitespace and control
-    // characters, and some unicode.
-    let value = "[ -+\\--~\t\n\\\\\"'{}|()*@$é日🚀]{1,24}"
-        .prop_filter("not blank", |s: &String| !s.trim().is_empty());
+    // Any printable ASCII but the separator, ASCII whitespace, and some
+    // unicode (non-ASCII spaces included).
+    let value = "[ -+\\--~\t\n\\\\\"'{}|()*@$é日🚀\u{a0}\u{3000}\u{200b}]{1,24}"
+        .prop_filter("not blank", |s: &String| !ascii_trim(s).is_empty());
     let mut runner = TestRunner::new(Config {
         cases: 300,
+        failure_persistence: None,
         ..Config::default()
     });
     let n = std::sync::atomic::AtomicU32::new(0);
@@ -1061,7 +1070,7 @@ fn property_tag_eq_finds_exactly_the_tagged_document() {
             want.extend(
                 DECOYS
                     .iter()
-                    .filter(|d| **d == s.trim())
+                    .filter(|d| **d == ascii_trim(&s))
                     .map(|d| format!("decoy-{d}")),
             );
             want.sort();

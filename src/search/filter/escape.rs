@@ -18,9 +18,12 @@ pub(crate) fn check_field(field: &str) -> Result<()> {
     }
 }
 
-/// Whether the tag escaper backslash-escapes `c`.
+/// Whether the tag escaper backslash-escapes `c`: ASCII punctuation,
+/// whitespace and control characters. The query lexer works on bytes, so a
+/// backslash before a multi-byte character would split it; non-ASCII
+/// characters are never syntax and stay as they are.
 fn tag_special(c: char) -> bool {
-    c.is_ascii_punctuation() || c.is_whitespace() || c.is_control()
+    c.is_ascii_punctuation() || c.is_ascii_whitespace() || c.is_ascii_control()
 }
 
 /// Appends `value` (trimmed like the index trims tags) with every special

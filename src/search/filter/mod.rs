@@ -6,9 +6,10 @@
 //! empty, numbers must not be NaN. Values are escaped so that no value can
 //! change the structure of the query:
 //!
-//! * tag values: every ASCII punctuation character, whitespace and control
-//!   character is backslash-escaped (leading and trailing whitespace is trimmed
-//!   first, as the index does when it stores a tag);
+//! * tag values: every ASCII punctuation, whitespace and control character is
+//!   backslash-escaped (leading and trailing ASCII whitespace is trimmed first,
+//!   as the index does when it stores a tag); non-ASCII characters are never
+//!   query syntax and are kept as they are;
 //! * text: split into words at everything that is not a letter, a digit, `_`
 //!   or a non-ASCII character (as the tokenizer does), so no query syntax is
 //!   left in any word;
