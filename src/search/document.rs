@@ -111,11 +111,10 @@ pub fn decode_vector(bytes: &[u8]) -> Option<Vec<f32>> {
 }
 
 /// Checks a vector's dimension against the index's, naming the field.
-pub(crate) fn check_dim(field: &str, vector: &[f32], dim: Option<usize>) -> Result<()> {
+pub(crate) fn check_dim(field: &str, len: usize, dim: Option<usize>) -> Result<()> {
     match dim {
-        Some(dim) if dim != vector.len() => Err(Error::validation(format!(
-            "vector field {field}: expected {dim} dimensions, got {}",
-            vector.len()
+        Some(dim) if dim != len => Err(Error::validation(format!(
+            "vector field {field}: expected {dim} dimensions, got {len}"
         ))),
         _ => Ok(()),
     }

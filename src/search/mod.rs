@@ -120,7 +120,7 @@ impl RedisService {
 
     /// A query on the index `name`: `service.vector_query("movies").knn(…)`.
     pub fn vector_query(&self, name: &str) -> VectorQueryBuilder {
-        self.search_index(name).query()
+        VectorQueryBuilder::new(self.search_index(name))
     }
 }
 
@@ -281,7 +281,7 @@ impl SearchIndex {
                     self.name
                 ))
             })?;
-            document::check_dim(name, vector, field.dim).map_err(|e| e.with_key(&key))?;
+            document::check_dim(name, vector.len(), field.dim).map_err(|e| e.with_key(&key))?;
             let blob = encode_vector(vector)
                 .map_err(|e| err(format!("vector field {name}: {}", e.message())))?;
             cmd.arg(name).arg(blob);

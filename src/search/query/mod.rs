@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 pub use render::SearchCommand;
 
 use super::SearchIndex;
+use super::document::encode_vector;
 use super::filter::Filter;
 use super::results::{Hit, SearchResults};
 use crate::error::Result;
@@ -68,30 +69,29 @@ enum Clause {
     Auto(String, FilterValue),
 }
 
+/// A KNN or range clause; the vector is encoded when it is set (a NaN is
+/// kept as an error message and reported when the query is rendered).
 #[derive(Debug, Clone)]
-enum VectorClause {
-    Knn {
-        field: String,
-        vector: Vec<f32>,
-        k: usize,
-    },
-    Range {
-        field: String,
-        vector: Vec<f32>,
-        radius: f64,
-    },
+struct VectorClause {
+    field: String,
+    blob: std::result::Result<Vec<u8>, String>,
+    dim: usize,
+    kind: VectorKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum VectorKind {
+    Knn(usize),
+    Range(f64),
 }
 
 impl VectorClause {
-    fn field(&self) -> &str {
-        match self {
-            VectorClause::Knn { field, .. } | VectorClause::Range { field, .. } => field,
-        }
-    }
-
-    fn vector(&self) -> &[f32] {
-        match self {
-            VectorClause::Knn { vector, .. } | VectorClause::Range { vector, .. } => vector,
+    fn new(field: String, vector: &[f32], kind: VectorKind) -> Self {
+        VectorClause {
+            field,
+            blob: encode_vector(vector).map_err(|e| e.message().to_owned()),
+            dim: vector.len(),
+            kind,
         }
     }
 }
@@ -166,21 +166,17 @@ impl VectorQueryBuilder {
     /// (among the filtered documents). Sorted by distance unless
     /// [`sort_by`](Self::sort_by) says otherwise.
     pub fn knn(mut self, field: impl Into<String>, vector: &[f32], k: usize) -> Self {
-        self.vector = Some(VectorClause::Knn {
-            field: field.into(),
-            vector: vector.to_vec(),
-            k,
-        });
+        self.vector = Some(VectorClause::new(field.into(), vector, VectorKind::Knn(k)));
         self
     }
 
     /// Every document within `radius` (in the field's metric) of `vector`.
     pub fn range(mut self, field: impl Into<String>, vector: &[f32], radius: f64) -> Self {
-        self.vector = Some(VectorClause::Range {
-            field: field.into(),
-            vector: vector.to_vec(),
-            radius,
-        });
+        self.vector = Some(VectorClause::new(
+            field.into(),
+            vector,
+            VectorKind::Range(radius),
+        ));
         self
     }
 

@@ -5,9 +5,9 @@ use std::fmt::{self, Write as _};
 
 use redis::Cmd;
 
-use super::{Clause, FilterValue, HybridPolicy, VectorClause, VectorQueryBuilder};
+use super::{Clause, FilterValue, HybridPolicy, VectorKind, VectorQueryBuilder};
 use crate::error::{Error, Result};
-use crate::search::document::{check_dim, encode_vector};
+use crate::search::document::check_dim;
 use crate::search::filter::{Filter, check_field};
 use crate::search::info::IndexInfo;
 use crate::search::results::DISTANCE_FIELD;
@@ -45,32 +45,32 @@ impl VectorQueryBuilder {
         match &self.vector {
             None => query.push_str(if filter.is_empty() { "*" } else { &filter }),
             Some(v) => {
-                check_field(v.field()).map_err(|e| e.with_key(index))?;
-                if v.vector().is_empty() {
-                    return Err(err(format!("vector query on @{}: empty vector", v.field())));
+                let field = v.field.as_str();
+                check_field(field).map_err(|e| e.with_key(index))?;
+                if v.dim == 0 {
+                    return Err(err(format!("vector query on @{field}: empty vector")));
                 }
                 if let Some(info) = info {
-                    let field = info
-                        .field(v.field())
-                        .filter(|f| f.field_type == FieldType::Vector);
-                    let field = field.ok_or_else(|| {
-                        err(format!(
-                            "@{} is not a VECTOR field of index {index}",
-                            v.field()
-                        ))
-                    })?;
-                    check_dim(v.field(), v.vector(), field.dim).map_err(|e| e.with_key(index))?;
+                    let schema_field = info
+                        .field(field)
+                        .filter(|f| f.field_type == FieldType::Vector)
+                        .ok_or_else(|| {
+                            err(format!("@{field} is not a VECTOR field of index {index}"))
+                        })?;
+                    check_dim(field, v.dim, schema_field.dim).map_err(|e| e.with_key(index))?;
                 }
-                blob = Some(encode_vector(v.vector()).map_err(|e| {
-                    err(format!("vector query on @{}: {}", v.field(), e.message()))
-                })?);
-                match v {
-                    VectorClause::Knn { field, k, .. } => {
-                        if *k == 0 {
+                blob = Some(
+                    v.blob
+                        .as_deref()
+                        .map_err(|m| err(format!("vector query on @{field}: {m}")))?,
+                );
+                match v.kind {
+                    VectorKind::Knn(k) => {
+                        if k == 0 {
                             return Err(err(format!("KNN on @{field}: k must be at least 1")));
                         }
-                        (offset, count) = self.page.unwrap_or((0, *k));
-                        let k = (*k).max(offset.saturating_add(count));
+                        (offset, count) = self.page.unwrap_or((0, k));
+                        let k = k.max(offset.saturating_add(count));
                         if filter.is_empty() {
                             query.push('*');
                         } else if is_wrapped(&filter) {
@@ -104,8 +104,8 @@ impl VectorQueryBuilder {
                         }
                         let _ = write!(query, " AS {DISTANCE_FIELD}]");
                     }
-                    VectorClause::Range { field, radius, .. } => {
-                        if !radius.is_finite() || *radius < 0.0 {
+                    VectorKind::Range(radius) => {
+                        if !radius.is_finite() || radius < 0.0 {
                             return Err(err(format!(
                                 "range on @{field}: radius {radius} must be finite and >= 0"
                             )));
@@ -131,8 +131,10 @@ impl VectorQueryBuilder {
             return Err(err("hybrid_policy and ef_runtime need a knn query".into()));
         }
 
-        let mut cmd = redis::cmd("FT.SEARCH");
-        cmd.arg(index).arg(&query);
+        let fields = self.return_fields.as_ref().map_or(0, Vec::len);
+        let bytes = index.len() + query.len() + blob.map_or(0, <[u8]>::len) + 16 * fields + 96;
+        let mut cmd = Cmd::with_capacity(16 + fields, bytes);
+        cmd.arg("FT.SEARCH").arg(index).arg(&query);
         if let Some(fields) = &self.return_fields {
             let extra = usize::from(blob.is_some());
             cmd.arg("RETURN").arg(fields.len() + extra);
@@ -158,7 +160,7 @@ impl VectorQueryBuilder {
         }
         cmd.arg("LIMIT").arg(offset).arg(count);
         if let Some(blob) = &blob {
-            cmd.arg("PARAMS").arg(2).arg("vec").arg(blob.as_slice());
+            cmd.arg("PARAMS").arg(2).arg("vec").arg(blob);
         }
         cmd.arg("DIALECT").arg(2);
         Ok(SearchCommand { cmd })
