@@ -147,7 +147,8 @@ async fn golden_knn_commands() {
         .knn("v", &[1.0, 0.0], 5)
         .where_(Filter::tag("genre").any_of(["a", "b"]))
         .hybrid_policy(HybridPolicy::AdHocBruteForce)
-        .sort_by("year", false);
+        .sort_by("year", false)
+        .timeout(std::time::Duration::from_millis(250));
     assert_eq!(
         q.render().await.unwrap().query(),
         "(@genre:{a | b})=>[KNN 5 @v $vec HYBRID_POLICY ADHOC_BF AS __dist]"
@@ -157,7 +158,7 @@ async fn golden_knn_commands() {
             .await
             .unwrap()
             .to_string()
-            .contains(" SORTBY year DESC LIMIT 0 5 ")
+            .ends_with(" SORTBY year DESC LIMIT 0 5 PARAMS 2 vec <8 bytes> TIMEOUT 250 DIALECT 2")
     );
 }
 
@@ -396,6 +397,14 @@ async fn upsert_encodes_vectors_and_checks_them() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("t is not a VECTOR field"), "{err}");
+    let err = index
+        .upsert("2", &Document::new().field("v", "not a vector"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("set it with Document::vector"),
+        "{err}"
+    );
     assert!(index.upsert("2", &Document::new()).await.is_err());
     assert!(
         index
@@ -408,6 +417,42 @@ async fn upsert_encodes_vectors_and_checks_them() {
         "nothing written by failed upserts"
     );
 
+    let typed = svc.search_index("typed");
+    typed
+        .create(&IndexSchema::new().numeric("n").geo("g"))
+        .await
+        .unwrap();
+    for (field, value) in [
+        ("n", "abc"),
+        ("n", "NaN"),
+        ("g", "2.35"),
+        ("g", "200,1"),
+        ("g", "x,y"),
+    ] {
+        let err = typed
+            .upsert("bad", &Document::new().field(field, value))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation, "{field}={value}");
+        assert!(err.to_string().contains("is not a valid value"), "{err}");
+    }
+    typed
+        .upsert(
+            "ok",
+            &Document::new()
+                .field("n", "-1.5e3")
+                .field("g", "2.35, 48.85"),
+        )
+        .await
+        .unwrap();
+    typed
+        .upsert(
+            "inf",
+            &Document::new().field("n", "inf").field("g", "-180,85"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(typed.info().await.unwrap().num_docs, 2, "both indexed");
     assert!(index.delete("1").await.unwrap());
     assert!(!index.delete("1").await.unwrap());
     // Queries check the query vector too.

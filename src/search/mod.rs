@@ -269,6 +269,9 @@ impl SearchIndex {
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&key);
         for (name, value) in doc.fields() {
+            if let Some(field) = info.field(name) {
+                document::check_value(field, value).map_err(|e| e.with_key(&key))?;
+            }
             cmd.arg(name).arg(value.as_slice());
         }
         for (name, vector) in doc.vectors() {

@@ -131,6 +131,7 @@ pub struct VectorQueryBuilder {
     return_fields: Option<Vec<String>>,
     ef_runtime: Option<u32>,
     hybrid: Option<HybridPolicy>,
+    timeout: Option<std::time::Duration>,
 }
 
 impl VectorQueryBuilder {
@@ -144,6 +145,7 @@ impl VectorQueryBuilder {
             return_fields: None,
             ef_runtime: None,
             hybrid: None,
+            timeout: None,
         }
     }
 
@@ -220,6 +222,14 @@ impl VectorQueryBuilder {
     /// How the filter combines with KNN. Defaults to the server's choice.
     pub fn hybrid_policy(mut self, policy: HybridPolicy) -> Self {
         self.hybrid = Some(policy);
+        self
+    }
+
+    /// The server-side query time limit (`TIMEOUT`, whole milliseconds,
+    /// at least 1). Defaults to the server's `search-timeout` (500 ms; what
+    /// happens then is the server's `search-on-timeout` policy).
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 

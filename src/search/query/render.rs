@@ -162,6 +162,11 @@ impl VectorQueryBuilder {
         if let Some(blob) = &blob {
             cmd.arg("PARAMS").arg(2).arg("vec").arg(blob);
         }
+        if let Some(timeout) = self.timeout {
+            let ms = timeout.as_millis().max(1);
+            cmd.arg("TIMEOUT")
+                .arg(u64::try_from(ms).unwrap_or(u64::MAX));
+        }
         cmd.arg("DIALECT").arg(2);
         Ok(SearchCommand { cmd })
     }
