@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::breaker::CircuitBreakerOptions;
 use crate::error::{Error, Result};
 use crate::retry::{Backoff, RetryPolicy};
 
@@ -44,6 +45,7 @@ pub struct RedisConfig {
     retry: RetryPolicy,
     connect_timeout: Duration,
     response_timeout: Duration,
+    circuit_breaker: CircuitBreakerOptions,
 }
 
 impl RedisConfig {
@@ -90,6 +92,11 @@ impl RedisConfig {
     pub fn response_timeout(&self) -> Duration {
         self.response_timeout
     }
+
+    /// The circuit breaker of the get-or-compute and cache paths.
+    pub fn circuit_breaker(&self) -> CircuitBreakerOptions {
+        self.circuit_breaker
+    }
 }
 
 /// Builds a [`RedisConfig`]; every setter says its default.
@@ -104,6 +111,7 @@ pub struct RedisConfigBuilder {
     retry_jitter: f64,
     connect_timeout: Duration,
     response_timeout: Duration,
+    circuit_breaker: CircuitBreakerOptions,
 }
 
 impl Default for RedisConfigBuilder {
@@ -119,6 +127,7 @@ impl Default for RedisConfigBuilder {
             retry_jitter: retry.jitter(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
+            circuit_breaker: CircuitBreakerOptions::default(),
         }
     }
 }
@@ -218,6 +227,15 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// The circuit breaker of the get-or-compute and cache paths, which
+    /// skip Redis while it is unreachable. Defaults to
+    /// [`CircuitBreakerOptions::default`] (5 failures, 5 s cool-down).
+    #[must_use]
+    pub fn circuit_breaker(mut self, options: CircuitBreakerOptions) -> Self {
+        self.circuit_breaker = options;
+        self
+    }
+
     /// Validates and builds the configuration.
     pub fn build(self) -> Result<RedisConfig> {
         match &self.topology {
@@ -242,6 +260,7 @@ impl RedisConfigBuilder {
         if self.response_timeout.is_zero() {
             return Err(Error::config("response_timeout must be greater than zero"));
         }
+        self.circuit_breaker.validate()?;
         let mut retry = RetryPolicy::new(self.retry_count, self.retry_backoff, self.retry_delay)?
             .with_jitter(self.retry_jitter)?;
         if let Some(max) = self.max_retry_delay {
@@ -253,6 +272,7 @@ impl RedisConfigBuilder {
             retry,
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
+            circuit_breaker: self.circuit_breaker,
         })
     }
 }

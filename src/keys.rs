@@ -1,4 +1,5 @@
-//! Key building: namespaces, hash tags and slots, lock keys, glob escaping.
+//! Key building: namespaces, hash tags and slots, lock keys, glob escaping,
+//! cache-key encoding.
 //!
 //! Without a namespace a key is exactly what the caller passed; with one it
 //! is `{namespace}:{key}`. Keys that must live in one cluster slot (a value
@@ -98,6 +99,124 @@ pub fn escape_glob(literal: &str) -> String {
         out.push(ch);
     }
     out
+}
+
+/// Encoded argument values longer than this many bytes are replaced by
+/// `#` and the SHA1 of their encoding, so keys stay short.
+pub const MAX_ARG_PART: usize = 100;
+
+/// Percent-encodes one part of a cache key so that the encoding is injective
+/// and safe in keys and SCAN patterns: `% : = { } * ? [ ] \ # ~ "`,
+/// whitespace and control bytes become `%XX`; everything else (including
+/// non-ASCII text) is kept as is.
+///
+/// ```
+/// use redis_atomics::keys::encode_key_part;
+/// assert_eq!(encode_key_part("a:b"), "a%3Ab");
+/// assert_eq!(encode_key_part("50%"), "50%25");
+/// assert_eq!(encode_key_part("héllo wörld"), "héllo%20wörld");
+/// ```
+pub fn encode_key_part(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    for ch in part.chars() {
+        let special = matches!(
+            ch,
+            '%' | ':' | '=' | '{' | '}' | '*' | '?' | '[' | ']' | '\\' | '#' | '~' | '"'
+        ) || ch.is_whitespace()
+            || ch.is_control();
+        if special {
+            let mut buf = [0u8; 4];
+            for b in ch.encode_utf8(&mut buf).bytes() {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Encodes one argument value for a cache key: strings as-is, numbers and
+/// booleans as text, `null` as `~`, lists and maps as JSON (maps with sorted
+/// keys), all percent-encoded by [`encode_key_part`]. An encoding longer
+/// than [`MAX_ARG_PART`] bytes becomes `#` + its SHA1 (hex). Within one
+/// argument type the result is injective: `None` and `Some("null")`,
+/// `"a:b"` and `"a%3Ab"` all differ.
+///
+/// ```
+/// use redis_atomics::keys::encode_arg_value;
+/// use serde_json::json;
+/// assert_eq!(encode_arg_value(&json!("a:b")), "a%3Ab");
+/// assert_eq!(encode_arg_value(&json!(42)), "42");
+/// assert_eq!(encode_arg_value(&json!(null)), "~");
+/// assert_eq!(encode_arg_value(&json!([1, "x"])), "%5B1,%22x%22%5D");
+/// assert!(encode_arg_value(&json!("x".repeat(500))).starts_with('#'));
+/// ```
+pub fn encode_arg_value(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let encoded = match value {
+        Value::Null => return "~".to_string(),
+        Value::String(s) => encode_key_part(s),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => encode_key_part(&other.to_string()),
+    };
+    if encoded.len() > MAX_ARG_PART {
+        let digest = sha1_smol::Sha1::from(encoded.as_bytes()).digest();
+        format!("#{digest}")
+    } else {
+        encoded
+    }
+}
+
+/// Builds a cache key `{namespace}:{key_prefix}:{function}:{arg}={value}:…`
+/// (absent parts omitted). `function` and argument names are percent-encoded
+/// by [`encode_key_part`]; `args` values must already be encoded (see
+/// [`encode_arg_value`]). The namespace and prefix are used as given.
+///
+/// ```
+/// use redis_atomics::keys::cache_key;
+/// let key = cache_key(Some("app"), Some("v1"), "get_user", &[("id", "7".into())]);
+/// assert_eq!(key, "app:v1:get_user:id=7");
+/// assert_eq!(cache_key(None, None, "now", &[]), "now");
+/// ```
+pub fn cache_key(
+    namespace: Option<&str>,
+    key_prefix: Option<&str>,
+    function: &str,
+    args: &[(&str, String)],
+) -> String {
+    let mut key = cache_function_prefix(namespace, key_prefix, function);
+    for (name, value) in args {
+        key.push(':');
+        key.push_str(&encode_key_part(name));
+        key.push('=');
+        key.push_str(value);
+    }
+    key
+}
+
+/// The part of a cache key common to every call of `function`:
+/// `{namespace}:{key_prefix}:{function}` (absent parts omitted, `function`
+/// percent-encoded).
+pub fn cache_function_prefix(
+    namespace: Option<&str>,
+    key_prefix: Option<&str>,
+    function: &str,
+) -> String {
+    let mut key = String::new();
+    for part in [namespace, key_prefix].into_iter().flatten() {
+        if !part.is_empty() {
+            key.push_str(part);
+            key.push(':');
+        }
+    }
+    key.push_str(&encode_key_part(function));
+    key
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct RedisService {
 struct Inner {
     conn: Connection,
     config: RedisConfig,
+    /// Single-flight, circuit breaker and counters of the compute paths.
+    compute: crate::compute::ComputeState,
     /// Search index schemas (`FT.INFO`), cached for the query builder.
     search_schemas: crate::search::SchemaCache,
 }
@@ -73,6 +75,7 @@ impl RedisService {
         RedisService {
             inner: Arc::new(Inner {
                 conn: conn.into(),
+                compute: crate::compute::ComputeState::new(config.circuit_breaker()),
                 config,
                 search_schemas: Default::default(),
             }),
@@ -141,6 +144,10 @@ impl RedisService {
     /// The primaries (one entry for a standalone server).
     pub async fn primaries(&self) -> Result<Vec<Node>> {
         self.inner.conn.primaries().await
+    }
+
+    pub(crate) fn compute_state(&self) -> &crate::compute::ComputeState {
+        &self.inner.compute
     }
 
     /// Runs one command under the retry policy. `key` names the operation's

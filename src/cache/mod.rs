@@ -1,0 +1,311 @@
+//! The caching wrapper: [`RedisService::cache`] gives a [`Cached`] function
+//! whose calls are served from Redis, computed once on a miss (the
+//! get-or-compute lock and single-flight), and degraded to a plain call
+//! when Redis fails. The `#[cached]` attribute (feature `macros`) builds
+//! one from a function's signature.
+//!
+//! Keys are `{namespace}:{key_prefix}:{function}:{arg}={value}:…` (absent
+//! parts omitted), injective per argument type, long values hashed; see
+//! [`keys::encode_arg_value`](crate::keys::encode_arg_value).
+//!
+//! ```no_run
+//! # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
+//! use std::time::Duration;
+//! use redis_atomics::{Args, CacheOptions};
+//!
+//! let users = service.cache::<Option<String>>(
+//!     "user_name",
+//!     CacheOptions::new().ttl(Duration::from_secs(60)).key_prefix("v1"),
+//! );
+//! let id = 7;
+//! let name = users
+//!     .call(&Args::new().arg("id", &id), async move { Some(format!("user {id}")) })
+//!     .await;
+//! users.invalidate(&Args::new().arg("id", &7)).await?;
+//! let removed = users.invalidate_all().await?;
+//! # Ok(()) }
+//! ```
+
+mod args;
+mod invalidate;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::compute::{self, ComputeError, ComputeOptions, Policy};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::service::RedisService;
+use crate::stats::Stat;
+
+pub use args::Args;
+
+type Skip<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
+
+/// Options of a cached function. Every setter says its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_atomics::CacheOptions;
+///
+/// let opts: CacheOptions<Option<u32>> = CacheOptions::new()
+///     .ttl(Duration::from_secs(30))
+///     .key_prefix("v2")
+///     .skip_cache_if(|v: &Option<u32>| v.is_none());
+/// ```
+pub struct CacheOptions<T> {
+    ttl: Option<Duration>,
+    key_prefix: Option<String>,
+    namespace: Option<String>,
+    skip_cache_if: Option<Skip<T>>,
+    compute: ComputeOptions,
+}
+
+impl<T> Clone for CacheOptions<T> {
+    fn clone(&self) -> Self {
+        CacheOptions {
+            ttl: self.ttl,
+            key_prefix: self.key_prefix.clone(),
+            namespace: self.namespace.clone(),
+            skip_cache_if: self.skip_cache_if.clone(),
+            compute: self.compute.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for CacheOptions<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheOptions")
+            .field("ttl", &self.ttl)
+            .field("key_prefix", &self.key_prefix)
+            .field("namespace", &self.namespace)
+            .field("skip_cache_if", &self.skip_cache_if.is_some())
+            .field("compute", &self.compute)
+            .finish()
+    }
+}
+
+impl<T> Default for CacheOptions<T> {
+    fn default() -> Self {
+        CacheOptions {
+            ttl: None,
+            key_prefix: None,
+            namespace: None,
+            skip_cache_if: None,
+            compute: ComputeOptions::default(),
+        }
+    }
+}
+
+impl<T> CacheOptions<T> {
+    /// The defaults: no expiry, no prefix, the service's namespace, every
+    /// value cached, thundering-herd protection on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long results live. Defaults to no expiry.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// A prefix after the namespace, e.g. a version (`v2`) so a new release
+    /// does not read the old shape. Defaults to none.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into()).filter(|p: &String| !p.is_empty());
+        self
+    }
+
+    /// The namespace of these keys instead of the service's. Defaults to the
+    /// service's namespace.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Results for which `skip` is true are returned but not stored (for
+    /// example `|v| v.is_none()`). Defaults to caching every `Ok` value,
+    /// `None` and `null` included. `Err` results are never cached.
+    #[must_use]
+    pub fn skip_cache_if(mut self, skip: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.skip_cache_if = Some(Arc::new(skip));
+        self
+    }
+
+    /// On a miss, let one caller compute under a cross-process lock while
+    /// the others wait (and share one computation per process). When
+    /// false, every caller that misses computes. Defaults to true.
+    #[must_use]
+    pub fn prevent_thundering_herd(mut self, on: bool) -> Self {
+        self.compute = self.compute.prevent_thundering_herd(on).single_flight(on);
+        self
+    }
+
+    /// Early refresh of hot entries (XFetch, see
+    /// [`ComputeOptions::early_refresh`]). Defaults to off.
+    #[must_use]
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.compute = self.compute.early_refresh(beta);
+        self
+    }
+
+    /// The lock, polling and format settings (its `ttl` is replaced by
+    /// [`CacheOptions::ttl`]). Defaults to [`ComputeOptions::default`].
+    #[must_use]
+    pub fn compute_options(mut self, options: ComputeOptions) -> Self {
+        self.compute = options;
+        self
+    }
+}
+
+/// A cached function: [`Cached::call`] serves results from Redis and
+/// computes on a miss. Cheap to create; build one per function (or per
+/// call, as `#[cached]` does).
+pub struct Cached<T> {
+    service: RedisService,
+    prefix: String,
+    compute: ComputeOptions,
+    invalid: Option<Error>,
+    skip: Option<Skip<T>>,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Cached<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("prefix", &self.prefix)
+            .field("compute", &self.compute)
+            .finish()
+    }
+}
+
+impl RedisService {
+    /// A cached function called `function` (the name is part of its keys).
+    /// See [`Cached`] and the [module docs](crate::cache).
+    pub fn cache<T>(&self, function: &str, options: CacheOptions<T>) -> Cached<T> {
+        let namespace = match &options.namespace {
+            Some(ns) => Some(ns.as_str()).filter(|ns| !ns.is_empty()),
+            None => self.namespace(),
+        };
+        let prefix =
+            keys::cache_function_prefix(namespace, options.key_prefix.as_deref(), function);
+        let mut compute = options.compute;
+        compute.ttl = options.ttl;
+        Cached {
+            service: self.without_namespace(),
+            invalid: compute.validate().err().map(|e| e.with_key(&prefix)),
+            prefix,
+            compute,
+            skip: options.skip_cache_if,
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Cached<T> {
+    /// The full Redis key of a call with `args`.
+    pub fn key(&self, args: &Args) -> Result<String> {
+        let mut key = self.prefix.clone();
+        args.append_to(&mut key)
+            .map_err(|e| e.with_key(&self.prefix))?;
+        Ok(key)
+    }
+
+    /// The key shared by every call: `{namespace}:{key_prefix}:{function}`.
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The result for `args`: from Redis, or computed by `compute` (once
+    /// across processes on a miss). Never fails because of Redis: any Redis
+    /// or encoding error is logged and the function's own result returned.
+    pub async fn call<F>(&self, args: &Args, compute: F) -> T
+    where
+        F: Future<Output = T>,
+    {
+        let fallible = async { Ok::<T, std::convert::Infallible>(compute.await) };
+        match self.try_call(args, fallible).await {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Cached::call`] for a function returning `Result`: `Ok` values are
+    /// cached (unless `skip_cache_if`), `Err` never; the caller gets the
+    /// function's own error.
+    pub async fn try_call<E, F>(&self, args: &Args, compute: F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let key = match self.invalid.clone().map_or_else(|| self.key(args), Err) {
+            Ok(key) => key,
+            Err(err) => {
+                tracing::warn!(function = %self.prefix, error = %err, "calling without the cache");
+                let state = self.service.compute_state();
+                state.bump(Stat::Degraded);
+                state.bump(Stat::Computation);
+                return compute.await;
+            }
+        };
+        let policy = Policy {
+            degrade_all: true,
+            skip_store: self.skip.as_deref(),
+        };
+        // Keep the future here so that a Redis error before it ran can
+        // still be answered by running it.
+        let mut compute = std::pin::pin!(compute);
+        let finished = AtomicBool::new(false);
+        let tracked = async {
+            let out = compute.as_mut().await;
+            finished.store(true, Ordering::Relaxed);
+            out
+        };
+        match compute::run(&self.service, &key, &self.compute, policy, tracked).await {
+            Ok(value) => Ok(value),
+            Err(ComputeError::Compute(err)) => Err(err),
+            Err(ComputeError::Redis(err)) => {
+                tracing::warn!(key, error = %err, "calling without the cache");
+                self.service.compute_state().bump(Stat::Degraded);
+                if finished.load(Ordering::Relaxed) {
+                    // Unreachable by construction: a finished computation's
+                    // value is always returned. Never poll a finished future.
+                    return std::future::pending().await;
+                }
+                self.service.compute_state().bump(Stat::Computation);
+                compute.await
+            }
+        }
+    }
+
+    /// Deletes the cached result for `args`; returns how many keys were
+    /// removed (0 or 1).
+    pub async fn invalidate(&self, args: &Args) -> Result<u64> {
+        let key = self.key(args)?;
+        let cmd = redis::cmd("UNLINK").arg(&key).clone();
+        self.service
+            .query(
+                "invalidate",
+                Some(&key),
+                crate::retry::Idempotency::Idempotent,
+                &cmd,
+            )
+            .await
+    }
+
+    /// Deletes every cached result of this function (this namespace and
+    /// prefix) on every primary: `SCAN MATCH` with a glob-escaped pattern
+    /// and `UNLINK` in batches, never `KEYS`. Returns how many were removed.
+    pub async fn invalidate_all(&self) -> Result<u64> {
+        invalidate::all(&self.service, &self.prefix).await
+    }
+}

@@ -1,0 +1,232 @@
+//! Atomic get-or-compute: [`RedisService::get_or_compute`] and
+//! [`RedisService::try_get_or_compute`].
+//!
+//! One call is one `get_or_lock` script run, which answers one of:
+//!
+//! - **hit**: the stored value (decoded and returned; with
+//!   [`ComputeOptions::early_refresh`] it may be recomputed first, XFetch);
+//! - **compute**: this caller now holds the lock (a random token, a TTL). It
+//!   runs the computation (extending the lock meanwhile when
+//!   [`ComputeOptions::auto_extend`]), then `set_and_unlock` stores the
+//!   value and deletes the lock only if the token still matches. A failed
+//!   computation releases the lock at once; a dropped (cancelled) one
+//!   releases it from a spawned task, so a waiter takes over promptly;
+//! - **wait**: another caller holds the lock; back off with jitter (never past
+//!   the lock's remaining PTTL) and ask again.
+//!
+//! Within one process, concurrent calls for the same key share a single
+//! flight (one round trip, one computation). When Redis is unreachable the
+//! computation runs anyway, a warning is logged and the value is returned;
+//! the circuit breaker ([`crate::CircuitBreakerOptions`]) then skips Redis
+//! altogether until its cool-down ends.
+
+mod flow;
+mod options;
+mod raw;
+mod timing;
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::breaker::{Breaker, CircuitBreakerOptions, CircuitState};
+use crate::error::Result;
+use crate::service::RedisService;
+use crate::singleflight::{Flights, Leader, Role};
+use crate::stats::{CacheStats, Counters, Stat};
+
+pub use options::{ComputeError, ComputeOptions};
+pub(crate) use raw::Format;
+
+/// Per-service state of the compute paths: flights, breaker, counters.
+#[derive(Debug)]
+pub(crate) struct ComputeState {
+    flights: Flights,
+    breaker: Breaker,
+    stats: Counters,
+}
+
+impl ComputeState {
+    pub(crate) fn new(breaker: CircuitBreakerOptions) -> Self {
+        ComputeState {
+            flights: Flights::default(),
+            breaker: Breaker::new(breaker),
+            stats: Counters::default(),
+        }
+    }
+
+    pub(crate) fn bump(&self, stat: Stat) {
+        self.stats.bump(stat);
+    }
+}
+
+/// How a caller wants failures handled (the cache wrapper degrades on every
+/// Redis error; `get_or_compute` only on unreachable ones) and values skipped.
+pub(crate) struct Policy<'a, T> {
+    pub(crate) degrade_all: bool,
+    pub(crate) skip_store: Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>,
+}
+
+impl<T> Policy<'_, T> {
+    fn plain() -> Self {
+        Policy {
+            degrade_all: false,
+            skip_store: None,
+        }
+    }
+}
+
+impl RedisService {
+    /// The value of `key`, computed by `compute` when missing — exactly once
+    /// across all processes while the lock holder lives.
+    ///
+    /// The key is namespaced like every other key. Values are JSON unless
+    /// [`ComputeOptions::serialize_json`] is false. When Redis is
+    /// unreachable (or the circuit breaker is open) the computation runs,
+    /// a warning is logged, and its value is returned. Other Redis errors
+    /// are returned.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
+    /// use std::time::Duration;
+    /// use redis_atomics::ComputeOptions;
+    ///
+    /// let report: Vec<u32> = service
+    ///     .get_or_compute(
+    ///         "report:2024",
+    ///         async { vec![1, 2, 3] /* something slow */ },
+    ///         ComputeOptions::new().ttl(Duration::from_secs(600)),
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_compute<T, F>(
+        &self,
+        key: &str,
+        compute: F,
+        options: ComputeOptions,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = T>,
+    {
+        let fallible = async { Ok::<T, Infallible>(compute.await) };
+        match self.try_get_or_compute(key, fallible, options).await {
+            Ok(value) => Ok(value),
+            Err(ComputeError::Redis(err)) => Err(err),
+            Err(ComputeError::Compute(never)) => match never {},
+        }
+    }
+
+    /// [`get_or_compute`](Self::get_or_compute) for a computation that may
+    /// fail. An `Err` is never cached: the lock is released at once so that
+    /// a waiter takes over, and the caller gets [`ComputeError::Compute`].
+    ///
+    /// ```no_run
+    /// # async fn demo(service: redis_atomics::RedisService) {
+    /// use redis_atomics::{ComputeError, ComputeOptions};
+    ///
+    /// let user: Result<String, ComputeError<std::io::Error>> = service
+    ///     .try_get_or_compute("user:7:name", async { Ok("Ada".to_string()) }, ComputeOptions::new())
+    ///     .await;
+    /// # }
+    /// ```
+    pub async fn try_get_or_compute<T, E, F>(
+        &self,
+        key: &str,
+        compute: F,
+        options: ComputeOptions,
+    ) -> Result<T, ComputeError<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Result<T, E>>,
+    {
+        let full = self.key(key);
+        options.validate().map_err(|e| e.with_key(&full))?;
+        run(self, &full, &options, Policy::plain(), compute).await
+    }
+
+    /// The counters of the get-or-compute and cache paths.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.compute_state().stats.snapshot()
+    }
+
+    /// Whether the circuit breaker lets calls through to Redis.
+    pub fn circuit_state(&self) -> CircuitState {
+        self.compute_state().breaker.state()
+    }
+}
+
+/// The whole flow for a full key (namespace applied, options validated).
+pub(crate) async fn run<T, E, F>(
+    service: &RedisService,
+    key: &str,
+    opts: &ComputeOptions,
+    policy: Policy<'_, T>,
+    compute: F,
+) -> Result<T, ComputeError<E>>
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = Result<T, E>>,
+{
+    let state = service.compute_state();
+    let format = Format::of(opts.serialize_json);
+    loop {
+        if !state.breaker.allow() {
+            return flow::degraded(service, key, None, compute, "circuit breaker open").await;
+        }
+        let leader = if opts.single_flight {
+            let flight_key = match format {
+                Format::Json => std::borrow::Cow::Borrowed(key),
+                Format::Raw => std::borrow::Cow::Owned(format!("{key}\0raw")),
+            };
+            match state.flights.join(&flight_key) {
+                Role::Leader(leader) => Some(leader),
+                Role::Follower(follower) => match follower.wait().await {
+                    Some(bytes) => {
+                        state.bump(Stat::Coalesced);
+                        return format.decode(key, &bytes).map_err(ComputeError::Redis);
+                    }
+                    None => continue, // the leader failed or was cancelled
+                },
+            }
+        } else {
+            None
+        };
+        let flight = Flight {
+            leader,
+            format,
+            key,
+        };
+        return if opts.lock {
+            flow::locked(service, flight, opts, &policy, compute).await
+        } else {
+            flow::unlocked(service, flight, opts, &policy, compute).await
+        };
+    }
+}
+
+/// The caller's place in the flow: key, format, and the flight to publish to.
+struct Flight<'a> {
+    leader: Option<Leader<'a>>,
+    format: Format,
+    key: &'a str,
+}
+
+impl Flight<'_> {
+    fn publish(self, bytes: &[u8]) {
+        if let Some(leader) = self.leader {
+            leader.publish(bytes.into());
+        }
+    }
+
+    fn publish_value<T: Serialize>(self, value: &T) {
+        if self.leader.is_some() {
+            if let Ok(bytes) = self.format.encode(self.key, value) {
+                self.publish(&bytes);
+            }
+        }
+    }
+}
