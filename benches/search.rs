@@ -6,8 +6,8 @@
 //!
 //! `cargo bench --bench search`, then `scripts/bench-ratios`. Besides
 //! criterion's groups, the bench prints a paired ratio (builder and raw calls
-//! interleaved in rounds, median of the per-round ratios), which cancels most
-//! of the drift of a shared machine. Without the search server (see
+//! interleaved one by one; ratio of the median and of the lower-quartile
+//! latencies), which cancels most of the drift of a shared machine. Without the search server (see
 //! tests/support) it prints why and measures nothing.
 
 #[path = "../tests/support/mod.rs"]
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::Value;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis_atomics::search::{Document, Filter, IndexSchema, VectorField, VectorQueryBuilder};
 use redis_atomics::{RedisConfig, RedisService};
 
@@ -53,37 +53,33 @@ fn filtered_page(service: &RedisService) -> VectorQueryBuilder {
         .return_fields(["title", "n"])
 }
 
-/// Median over `rounds` of (builder time / raw time) for `per_round` calls
-/// of each, interleaved.
-async fn paired_ratio<B, R, FB, FR>(
-    rounds: usize,
-    per_round: usize,
-    mut builder: B,
-    mut raw: R,
-) -> f64
+/// `calls` calls of each, interleaved one by one (the order flipping every
+/// call); returns the ratio of the median latencies and of the lower
+/// quartiles (builder / raw), which shrug off the stalls of a shared machine.
+async fn paired_ratio<B, R, FB, FR>(calls: usize, mut builder: B, mut raw: R) -> (f64, f64)
 where
     B: FnMut() -> FB,
     R: FnMut() -> FR,
     FB: std::future::Future<Output = ()>,
     FR: std::future::Future<Output = ()>,
 {
-    let mut ratios = Vec::with_capacity(rounds);
-    for round in 0..rounds {
-        let (mut tb, mut tr) = (Duration::ZERO, Duration::ZERO);
-        for i in 0..per_round * 2 {
+    let (mut tb, mut tr) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    for i in 0..calls {
+        for builder_turn in [i % 2 == 0, i % 2 != 0] {
             let start = Instant::now();
-            if (i + round) % 2 == 0 {
+            if builder_turn {
                 builder().await;
-                tb += start.elapsed();
+                tb.push(start.elapsed());
             } else {
                 raw().await;
-                tr += start.elapsed();
+                tr.push(start.elapsed());
             }
         }
-        ratios.push(tb.as_secs_f64() / tr.as_secs_f64());
     }
-    ratios.sort_by(f64::total_cmp);
-    ratios[ratios.len() / 2]
+    tb.sort();
+    tr.sort();
+    let at = |v: &[Duration], q: f64| v[(v.len() as f64 * q) as usize].as_secs_f64();
+    (at(&tb, 0.5) / at(&tr, 0.5), at(&tb, 0.25) / at(&tr, 0.25))
 }
 
 fn bench(c: &mut Criterion) {
@@ -96,10 +92,13 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let (service, raw) = rt.block_on(async {
-        let service =
-            RedisService::connect(RedisConfig::builder().url(server.url()).build().unwrap())
-                .await
-                .unwrap();
+        // Generous timeouts on both sides: a loaded machine must not fail the run.
+        let config = RedisConfig::builder()
+            .url(server.url())
+            .response_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let service = RedisService::connect(config).await.unwrap();
         let index = service.search_index("bench");
         let schema = IndexSchema::new()
             .tag("t")
@@ -115,7 +114,11 @@ fn bench(c: &mut Criterion) {
                 .vector("v", &vector(i as u64));
             index.upsert(&i.to_string(), &doc).await.unwrap();
         }
-        let raw = ConnectionManager::new(server.client()).await.unwrap();
+        let raw_config =
+            ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+        let raw = ConnectionManager::new_with_config(server.client(), raw_config)
+            .await
+            .unwrap();
         (service, raw)
     });
     let q = vector(u64::MAX);
@@ -177,23 +180,23 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let knn_ratio = rt.block_on(paired_ratio(
-        60,
-        50,
+        5_000,
         || async {
             std::hint::black_box(knn(&service, &q).execute().await.unwrap());
         },
         || raw_call(&knn_cmd),
     ));
     let page_ratio = rt.block_on(paired_ratio(
-        60,
-        50,
+        2_000,
         || async {
             std::hint::black_box(filtered_page(&service).execute().await.unwrap());
         },
         || raw_call(&page_cmd),
     ));
     println!(
-        "paired ratio builder/raw: search_knn {knn_ratio:.3}, search_filter_page {page_ratio:.3}"
+        "paired builder/raw ratio (median, p25): search_knn {:.3}, {:.3}; \
+         search_filter_page {:.3}, {:.3}",
+        knn_ratio.0, knn_ratio.1, page_ratio.0, page_ratio.1
     );
 }
 

@@ -2,6 +2,8 @@
 
 use redis::ToRedisArgs;
 
+use super::info::FieldInfo;
+use super::schema::FieldType;
 use crate::error::{Error, Result};
 
 /// The fields of one HASH document: values as Redis arguments (strings,
@@ -30,14 +32,14 @@ impl Document {
         Self::default()
     }
 
-    /// Sets field `name` to `value` (anything redis-rs can send as one
-    /// argument: strings, numbers, bytes).
+    /// Sets field `name` to `value`: strings, numbers, bytes; a list (for a
+    /// multi-value TAG) is joined with `,`, the default TAG separator.
     pub fn field(mut self, name: impl Into<String>, value: impl ToRedisArgs) -> Self {
         let mut args = value.to_redis_args();
         let bytes = if args.len() == 1 {
             args.swap_remove(0)
         } else {
-            args.concat()
+            args.join(&b',')
         };
         self.fields.push((name.into(), bytes));
         self
@@ -111,12 +113,49 @@ pub fn decode_vector(bytes: &[u8]) -> Option<Vec<f32>> {
 }
 
 /// Checks a vector's dimension against the index's, naming the field.
-pub(crate) fn check_dim(field: &str, vector: &[f32], dim: Option<usize>) -> Result<()> {
+pub(crate) fn check_dim(field: &str, len: usize, dim: Option<usize>) -> Result<()> {
     match dim {
-        Some(dim) if dim != vector.len() => Err(Error::validation(format!(
-            "vector field {field}: expected {dim} dimensions, got {}",
-            vector.len()
+        Some(dim) if dim != len => Err(Error::validation(format!(
+            "vector field {field}: expected {dim} dimensions, got {len}"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Checks a plain value against its field's type, so that a value the index
+/// would silently fail to index (counted only in `hash_indexing_failures`) is
+/// an error instead: NUMERIC must be a number, GEO `"lon,lat"` in range,
+/// VECTOR must be set with [`Document::vector`].
+pub(crate) fn check_value(field: &FieldInfo, value: &[u8]) -> Result<()> {
+    let name = &field.name;
+    // As strict as the server: no surrounding spaces, no overflow to infinity.
+    let text = || std::str::from_utf8(value).unwrap_or("");
+    let number = |s: &str| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() || (!x.is_nan() && s.to_ascii_lowercase().contains("inf")))
+    };
+    let ok = match field.field_type {
+        FieldType::Numeric => number(text()).is_some(),
+        FieldType::Geo => text().split_once(',').is_some_and(|(lon, lat)| {
+            let lon = number(lon).unwrap_or(f64::NAN);
+            let lat = number(lat.trim_start()).unwrap_or(f64::NAN);
+            (-180.0..=180.0).contains(&lon) && (-85.051_128_78..=85.051_128_78).contains(&lat)
+        }),
+        FieldType::Vector => {
+            return Err(Error::validation(format!(
+                "{name} is a VECTOR field: set it with Document::vector"
+            )));
+        }
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::validation(format!(
+            "{} field {name}: {:?} is not a valid value",
+            field.field_type.as_str(),
+            String::from_utf8_lossy(value)
+        )))
     }
 }

@@ -21,7 +21,7 @@
 //! Search is standalone-only: RediSearch on a Redis Cluster needs the search
 //! coordinator (Redis Enterprise, or Redis 8 built with it), which an open
 //! source cluster does not have. On a cluster service every operation fails
-//! with [`ErrorKind::Config`](crate::ErrorKind::Config) before any round trip.
+//! with [`ErrorKind::Config`] before any round trip.
 //!
 //! ```no_run
 //! # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
@@ -49,6 +49,7 @@
 mod de;
 mod document;
 mod filter;
+mod info;
 mod query;
 mod results;
 mod schema;
@@ -62,11 +63,11 @@ pub use document::{Document, decode_vector, encode_vector};
 pub use filter::{
     Filter, GeoCondition, GeoUnit, NumCondition, TagCondition, TextCondition, escape_tag_value,
 };
+pub use info::{FieldInfo, IndexInfo};
 pub use query::{FilterValue, HybridPolicy, SearchCommand, VectorQueryBuilder};
 pub use results::{DISTANCE_FIELD, Hit, SearchDoc, SearchResults};
 pub use schema::{
-    DistanceMetric, FieldInfo, FieldType, IndexInfo, IndexSchema, SchemaField, VectorAlgorithm,
-    VectorField,
+    DistanceMetric, FieldType, IndexSchema, SchemaField, VectorAlgorithm, VectorField,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -119,7 +120,7 @@ impl RedisService {
 
     /// A query on the index `name`: `service.vector_query("movies").knn(…)`.
     pub fn vector_query(&self, name: &str) -> VectorQueryBuilder {
-        self.search_index(name).query()
+        VectorQueryBuilder::new(self.search_index(name))
     }
 }
 
@@ -268,6 +269,9 @@ impl SearchIndex {
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&key);
         for (name, value) in doc.fields() {
+            if let Some(field) = info.field(name) {
+                document::check_value(field, value).map_err(|e| e.with_key(&key))?;
+            }
             cmd.arg(name).arg(value.as_slice());
         }
         for (name, vector) in doc.vectors() {
@@ -280,7 +284,7 @@ impl SearchIndex {
                     self.name
                 ))
             })?;
-            document::check_dim(name, vector, field.dim).map_err(|e| e.with_key(&key))?;
+            document::check_dim(name, vector.len(), field.dim).map_err(|e| e.with_key(&key))?;
             let blob = encode_vector(vector)
                 .map_err(|e| err(format!("vector field {name}: {}", e.message())))?;
             cmd.arg(name).arg(blob);
@@ -309,6 +313,14 @@ impl SearchIndex {
         match self.cached_schema() {
             Some(info) => Ok(info),
             None => self.info().await,
+        }
+    }
+
+    /// Drops the cached schema when the server says the index is gone (it
+    /// may come back with another schema).
+    pub(crate) fn forget_schema_if_gone(&self, err: &Error) {
+        if is_unknown_index(err) {
+            self.service.schemas().remove(&self.name);
         }
     }
 

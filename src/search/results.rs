@@ -5,7 +5,7 @@
 use redis::Value;
 use serde::de::DeserializeOwned;
 
-use super::schema::{IndexInfo, text};
+use super::info::{IndexInfo, text};
 use crate::error::{Error, Result};
 
 /// The field under which vector queries return the distance.
