@@ -104,7 +104,8 @@ impl From<&serde_json::Value> for TempValue {
 /// A key that is deleted when this guard is dropped.
 ///
 /// Dropping spawns the delete on the current Tokio runtime (outside a runtime
-/// the key is left to its TTL, with a warning). To know that the key is gone,
+/// the key is left to its TTL, with a warning; so is it when the runtime shuts
+/// down before the spawned delete runs). To know that the key is gone,
 /// call [`delete`](Self::delete) instead; to keep it (until its TTL), call
 /// [`keep`](Self::keep).
 #[derive(Debug)]

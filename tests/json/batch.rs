@@ -320,3 +320,40 @@ async fn namespaced_results_use_the_callers_keys() {
             .is_empty()
     );
 }
+
+/// `calls=` of one command in `INFO commandstats`.
+async fn calls(svc: &RedisService, command: &str) -> u64 {
+    let info: String = raw(svc, &[&"INFO", &"commandstats"]).await;
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn large_batches_are_chunked_into_bounded_calls() {
+    // A private server, so the command counters are ours alone.
+    let server = support::RedisServer::start();
+    let svc = RedisService::connect(RedisConfig::new(server.url()).unwrap())
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..2 * MAX_KEYS_PER_CALL + 1)
+        .map(|i| format!("c{i}"))
+        .collect();
+    svc.mset_json(keys.iter().map(|k| (k, 1)), None)
+        .await
+        .unwrap();
+    assert_eq!(calls(&svc, "mset").await, 3);
+    let got: HashMap<String, u8> = svc.mget_json(&keys).await.unwrap();
+    assert_eq!(got.len(), keys.len());
+    assert_eq!(calls(&svc, "mget").await, 3);
+    svc.preload().await.unwrap();
+    svc.mset_json(keys.iter().map(|k| (k, 2)), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(calls(&svc, "evalsha").await, 3);
+    assert_eq!(
+        calls(&svc, "set").await,
+        keys.len() as u64,
+        "one SET PX per key, inside the script"
+    );
+}
