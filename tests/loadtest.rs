@@ -4,36 +4,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// target/<profile>/examples/loadtest, next to this test's own binary: a full
-/// `cargo test` builds examples before it runs tests. (A nested `cargo build`
-/// would wait forever on the lock the running `cargo test` holds.)
-fn loadtest_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = dir.join("examples").join("loadtest");
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: run `cargo build --example loadtest` (a full `cargo test` builds it)", bin.display()));
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/loadtest");
-    for entry in std::fs::read_dir(&src).expect("examples/loadtest") {
-        let changed = entry.unwrap().metadata().unwrap().modified().unwrap();
-        assert!(
-            changed <= built,
-            "{} is older than its sources: run `cargo build --example loadtest` (a full `cargo test` rebuilds it)",
-            bin.display()
-        );
-    }
-    bin
-}
-
 fn loadtest(args: &[&str]) -> Output {
-    Command::new(loadtest_bin())
+    Command::new(support::example_bin("loadtest"))
         .args(args)
         .env_remove("REDIS_URL")
         .env_remove("REDIS_CLUSTER_NODES")

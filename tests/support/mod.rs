@@ -49,6 +49,45 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// target/<profile>/examples/NAME, next to the running test's own binary: a
+/// full `cargo test` builds examples before it runs tests. (A nested `cargo
+/// build` would wait forever on the lock the running `cargo test` holds.)
+/// Panics, saying what to run, when the binary is missing or older than its
+/// sources.
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let bin = dir.join("examples").join(name);
+    let built = fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `cargo build --example {name}` (a full `cargo test` builds it)",
+                bin.display()
+            )
+        });
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut sources = vec![examples.join(format!("{name}.rs"))];
+    if let Ok(dir) = fs::read_dir(examples.join(name)) {
+        sources.extend(dir.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    for source in sources.iter().filter(|p| p.exists()) {
+        let changed = fs::metadata(source)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        assert!(
+            changed <= built,
+            "{} is older than {}: run `cargo build --example {name}` (a full `cargo test` rebuilds it)",
+            bin.display(),
+            source.display()
+        );
+    }
+    bin
+}
+
 /// How long a server may take to answer PING after it is spawned.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a cluster may take to become healthy.
