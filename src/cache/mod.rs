@@ -247,11 +247,16 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     where
         F: Future<Output = Result<T, E>>,
     {
+        let state = self.service.compute_state();
+        if state.skip_redis() {
+            state.bump(Stat::Degraded);
+            state.bump(Stat::Computation);
+            return compute.await;
+        }
         let key = match self.invalid.clone().map_or_else(|| self.key(args), Err) {
             Ok(key) => key,
             Err(err) => {
                 tracing::warn!(function = %self.prefix, error = %err, "calling without the cache");
-                let state = self.service.compute_state();
                 state.bump(Stat::Degraded);
                 state.bump(Stat::Computation);
                 return compute.await;

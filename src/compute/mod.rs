@@ -57,6 +57,11 @@ impl ComputeState {
         }
     }
 
+    /// The breaker is open: skip Redis (and building keys) altogether.
+    pub(crate) fn skip_redis(&self) -> bool {
+        self.breaker.is_open()
+    }
+
     pub(crate) fn bump(&self, stat: Stat) {
         self.stats.bump(stat);
     }

@@ -43,7 +43,7 @@ impl Default for ComputeOptions {
             early_refresh: None,
             single_flight: true,
             lock: true,
-            max_poll_interval: Duration::from_millis(10),
+            max_poll_interval: Duration::from_millis(5),
         }
     }
 }
@@ -119,7 +119,8 @@ impl ComputeOptions {
 
     /// The longest pause between two polls of a waiter (backoff with jitter
     /// starts at 2 ms and doubles; it never exceeds the lock's remaining
-    /// PTTL either). Defaults to 10 ms.
+    /// PTTL either). Defaults to 5 ms: only one caller per process and key
+    /// polls (single-flight), the others wait for it in memory.
     #[must_use]
     pub fn max_poll_interval(mut self, interval: Duration) -> Self {
         self.max_poll_interval = interval;
