@@ -12,7 +12,6 @@
 //! Run: `cargo bench --bench cache -- --warm-up-time 1 --measurement-time 3`
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::hint::black_box;
@@ -222,9 +221,73 @@ fn herd_report(url: &str) {
     }
 }
 
+/// The hit-path ratio, robust to a machine whose load drifts: the three
+/// variants run interleaved in blocks of 50 calls, medians of 200 blocks.
+fn hit_ratio_report(url: &str) {
+    let rt = runtime();
+    rt.block_on(async {
+        let svc = service(url).await;
+        let opts = ComputeOptions::new().ttl(Duration::from_secs(3600));
+        let cached =
+            svc.cache::<Profile>("ratio", CacheOptions::new().ttl(Duration::from_secs(3600)));
+        let _: Profile = svc
+            .get_or_compute("bench:ratio", async { profile() }, opts.clone())
+            .await
+            .expect("prime");
+        let _ = cached
+            .call(&Args::new().arg("id", &42), async { profile() })
+            .await;
+        let mut conn = svc.connection();
+        let mut blocks: [Vec<Duration>; 3] = Default::default();
+        for _ in 0..200 {
+            for (variant, times) in blocks.iter_mut().enumerate() {
+                let start = Instant::now();
+                for _ in 0..50 {
+                    match variant {
+                        0 => {
+                            let bytes: Vec<u8> = redis::cmd("GET")
+                                .arg("bench:ratio")
+                                .query_async(&mut conn)
+                                .await
+                                .expect("get");
+                            black_box(serde_json::from_slice::<Profile>(&bytes).expect("decode"));
+                        }
+                        1 => {
+                            let p: Profile = svc
+                                .get_or_compute("bench:ratio", async { profile() }, opts.clone())
+                                .await
+                                .expect("hit");
+                            black_box(p);
+                        }
+                        _ => {
+                            let args = Args::new().arg("id", &42);
+                            black_box(cached.call(&args, async { profile() }).await);
+                        }
+                    }
+                }
+                times.push(start.elapsed() / 50);
+            }
+        }
+        let median = |v: &mut Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        let [raw, goc, call] = &mut blocks;
+        let (raw, goc, call) = (median(raw), median(goc), median(call));
+        let pct = |d: Duration| (d.as_secs_f64() / raw.as_secs_f64() - 1.0) * 100.0;
+        println!(
+            "hit path (interleaved, median of 200 blocks of 50): raw GET+decode {raw:?}, \
+             get_or_compute {goc:?} ({:+.1} %), Cached::call with Args {call:?} ({:+.1} %)",
+            pct(goc),
+            pct(call)
+        );
+    });
+}
+
 fn benches(c: &mut Criterion) {
     let server = support::RedisServer::start();
     herd_report(&server.url());
+    hit_ratio_report(&server.url());
     hit(c, &server);
     breaker_open(c);
 }

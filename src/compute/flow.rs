@@ -71,6 +71,13 @@ async fn get_or_lock(
     }
 }
 
+async fn plain_get(service: &RedisService, key: &str) -> Result<Option<Vec<u8>>> {
+    let cmd = redis::cmd("GET").arg(key).clone();
+    service
+        .query("get_or_compute", Some(key), Idempotency::Idempotent, &cmd)
+        .await
+}
+
 /// The key holding the last compute time, in the value's slot.
 fn delta_key(key: &str) -> String {
     if keys::hash_tag(key.as_bytes()).is_some() {
@@ -103,15 +110,33 @@ where
         .map(|_| delta_key(key));
     let mut polls: u32 = 0;
     loop {
-        let reply = get_or_lock(
-            service,
-            key,
-            &lock_key,
-            delta_key.as_deref(),
-            &token,
-            opts.lock_ttl_ms(),
-        )
-        .await;
+        // Without early refresh a hit needs no PTTL: a plain GET first keeps
+        // the hit path as cheap as a raw GET; the script runs on a miss.
+        let fast_get = polls == 0 && delta_key.is_none();
+        let reply = if fast_get {
+            match plain_get(service, key).await {
+                Ok(Some(value)) => Ok(Reply::Hit {
+                    value,
+                    pttl: -1,
+                    delta: 0,
+                }),
+                Ok(None) => {
+                    get_or_lock(service, key, &lock_key, None, &token, opts.lock_ttl_ms()).await
+                }
+                Err(err) => Err(err),
+            }
+        } else {
+            let delta_key = delta_key.as_deref();
+            get_or_lock(
+                service,
+                key,
+                &lock_key,
+                delta_key,
+                &token,
+                opts.lock_ttl_ms(),
+            )
+            .await
+        };
         let reply = match reply {
             Ok(reply) => {
                 state.breaker.success();
@@ -319,11 +344,7 @@ where
 {
     let state = service.compute_state();
     let key = flight.key;
-    let get = redis::cmd("GET").arg(key).clone();
-    let found: Result<Option<Vec<u8>>> = service
-        .query("get_or_compute", Some(key), Idempotency::Idempotent, &get)
-        .await;
-    match found {
+    match plain_get(service, key).await {
         Err(err) => return redis_failed(service, flight, policy, err, compute).await,
         Ok(Some(bytes)) => {
             state.breaker.success();
