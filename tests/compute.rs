@@ -659,3 +659,52 @@ async fn lock_scripts_guard_by_token() {
     assert_eq!(n, 1);
     assert!(!raw_exists(svc, &lock).await);
 }
+
+/// Redis dies while a holder computes and others wait: the holder returns
+/// its value (the store fails, logged), the waiters' polls fail and they
+/// compute for themselves; nobody hangs or errors.
+#[tokio::test]
+async fn redis_killed_mid_computation() {
+    let mut server = support::RedisServer::start();
+    let mut svcs = Vec::new();
+    for _ in 0..2 {
+        let config = RedisConfig::builder()
+            .url(server.url())
+            .retry_count(1)
+            .retry_delay(Duration::from_millis(20))
+            .response_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        svcs.push(RedisService::connect(config).await.unwrap());
+    }
+    let started = Arc::new(Notify::new());
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (svc, started) = (svcs[i % 2].clone(), started.clone());
+        tasks.push(tokio::spawn(async move {
+            svc.get_or_compute(
+                "k",
+                async move {
+                    started.notify_one();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "value".to_string()
+                },
+                ComputeOptions::new().ttl(Duration::from_secs(60)),
+            )
+            .await
+        }));
+    }
+    started.notified().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.stop();
+    let all = async {
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), "value");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all)
+        .await
+        .expect("no caller may hang when Redis dies");
+    let degraded: u64 = svcs.iter().map(|s| s.cache_stats().degraded).sum();
+    assert!(degraded >= 1, "the waiters degraded");
+}
