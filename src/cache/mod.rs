@@ -6,7 +6,7 @@
 //!
 //! Keys are `{namespace}:{key_prefix}:{function}:{arg}={value}:…` (absent
 //! parts omitted), injective per argument type, long values hashed; see
-//! [`keys::encode_arg_value`](crate::keys::encode_arg_value).
+//! [`keys::encode_arg_value`].
 //!
 //! ```no_run
 //! # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
