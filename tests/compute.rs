@@ -243,8 +243,14 @@ async fn expired_lock(cluster: bool) {
     let key = format!("{}:k", support::unique_prefix("expiry"));
     let lock = redis_atomics::keys::lock_key(&key);
     let started = Arc::new(Notify::new());
+    let release_old = Arc::new(Notify::new());
     let old = {
-        let (svc, key, started) = (svcs[0].clone(), key.clone(), started.clone());
+        let (svc, key, started, release_old) = (
+            svcs[0].clone(),
+            key.clone(),
+            started.clone(),
+            release_old.clone(),
+        );
         tokio::spawn(async move {
             let opts = ComputeOptions::new()
                 .lock_ttl(Duration::from_millis(150))
@@ -253,7 +259,7 @@ async fn expired_lock(cluster: bool) {
                 &key,
                 async {
                     started.notify_one();
-                    tokio::time::sleep(Duration::from_millis(600)).await;
+                    release_old.notified().await;
                     "old".to_string()
                 },
                 opts,
@@ -293,6 +299,7 @@ async fn expired_lock(cluster: bool) {
     };
     new_started.notified().await;
     // The old holder finishes: it stores its value but must not unlock.
+    release_old.notify_one();
     assert_eq!(old.await.unwrap().unwrap(), "old");
     assert!(
         raw_exists(&svcs[1], &lock).await,
@@ -335,7 +342,7 @@ async fn auto_extend_keeps_the_lock_past_its_ttl() {
                 async {
                     computations.fetch_add(1, Ordering::SeqCst);
                     started.notify_one();
-                    tokio::time::sleep(Duration::from_millis(700)).await;
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
                     1u32
                 },
                 opts,
@@ -530,7 +537,7 @@ async fn stats_count_hits_misses_waits_and_coalesced_calls() {
             svc.get_or_compute(
                 &key,
                 async {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     1u8
                 },
                 ComputeOptions::new(),
@@ -550,8 +557,11 @@ async fn stats_count_hits_misses_waits_and_coalesced_calls() {
     // Other tests share nothing with this service: exact deltas.
     assert_eq!(after.computations - before.computations, 1);
     assert_eq!(after.misses - before.misses, 1);
-    assert_eq!(after.coalesced - before.coalesced, 9);
-    assert_eq!(after.hits - before.hits, 1);
+    // The other 9 joined the flight, or (on a slow machine) started after it
+    // ended and read the stored value.
+    let coalesced = after.coalesced - before.coalesced;
+    assert!(coalesced >= 1, "{coalesced}");
+    assert_eq!(coalesced + (after.hits - before.hits), 10);
     assert_eq!(after.degraded, before.degraded);
 }
 
