@@ -718,3 +718,59 @@ async fn redis_killed_mid_computation() {
     let degraded: u64 = svcs.iter().map(|s| s.cache_stats().degraded).sum();
     assert!(degraded >= 1, "the waiters degraded");
 }
+
+/// Many callers decide to refresh a hot key at once: one takes the lock and
+/// recomputes, the others keep getting the current value at once.
+#[tokio::test]
+async fn concurrent_early_refresh_recomputes_once() {
+    let svcs = standalone_services(4).await;
+    let key = format!("{}:hot", support::unique_prefix("xfetch-herd"));
+    let opts = ComputeOptions::new()
+        .ttl(Duration::from_secs(60))
+        .single_flight(false);
+    let first: u32 = svcs[0]
+        .get_or_compute(
+            &key,
+            async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                1
+            },
+            // Measures and stores δ, almost never refreshes.
+            opts.clone().early_refresh(1e-9),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, 1);
+    let computations = Arc::new(AtomicUsize::new(0));
+    let eager = opts.early_refresh(1e9);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (svc, key, computations, eager) = (
+            svcs[i % 4].clone(),
+            key.clone(),
+            computations.clone(),
+            eager.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            svc.get_or_compute(
+                &key,
+                async {
+                    computations.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    2u32
+                },
+                eager,
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut values = Vec::new();
+    for t in tasks {
+        values.push(t.await.unwrap());
+    }
+    assert_eq!(computations.load(Ordering::SeqCst), 1, "one refresher");
+    assert_eq!(values.iter().filter(|&&v| v == 2).count(), 1);
+    assert_eq!(values.iter().filter(|&&v| v == 1).count(), 99);
+    assert_eq!(raw_get(&svcs[0], &key).await.unwrap(), b"2");
+}
