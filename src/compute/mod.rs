@@ -190,10 +190,15 @@ where
             match state.flights.join(&flight_key) {
                 Role::Leader(leader) => Some(leader),
                 Role::Follower(follower) => match follower.wait().await {
-                    Some(bytes) => {
-                        state.bump(Stat::Coalesced);
-                        return format.decode(key, &bytes).map_err(ComputeError::Redis);
-                    }
+                    Some(bytes) => match format.decode(key, &bytes) {
+                        Ok(value) => {
+                            state.bump(Stat::Coalesced);
+                            return Ok(value);
+                        }
+                        // Another call site stores another type under this
+                        // key: go through Redis (which recomputes).
+                        Err(_) => continue,
+                    },
                     None => continue, // the leader failed or was cancelled
                 },
             }
