@@ -24,6 +24,7 @@ mod flow;
 mod options;
 mod raw;
 mod timing;
+mod unlocked;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -213,7 +214,7 @@ where
         return if opts.lock {
             flow::locked(service, flight, opts, &policy, compute).await
         } else {
-            flow::unlocked(service, flight, opts, &policy, compute).await
+            unlocked::unlocked(service, flight, opts, &policy, compute).await
         };
     }
 }
