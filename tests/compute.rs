@@ -774,3 +774,40 @@ async fn concurrent_early_refresh_recomputes_once() {
     assert_eq!(values.iter().filter(|&&v| v == 1).count(), 99);
     assert_eq!(raw_get(&svcs[0], &key).await.unwrap(), b"2");
 }
+
+/// A holder that hangs while its process lives keeps extending its lock;
+/// `max_wait` bounds how long the others wait for it.
+#[tokio::test]
+async fn max_wait_bounds_the_wait_for_a_hung_holder() {
+    let svcs = standalone_services(2).await;
+    let key = format!("{}:k", support::unique_prefix("max-wait"));
+    let started = Arc::new(Notify::new());
+    let hung = {
+        let (svc, key, started) = (svcs[0].clone(), key.clone(), started.clone());
+        tokio::spawn(async move {
+            svc.get_or_compute(
+                &key,
+                async {
+                    started.notify_one();
+                    std::future::pending::<u32>().await
+                },
+                ComputeOptions::new().lock_ttl(Duration::from_millis(300)),
+            )
+            .await
+        })
+    };
+    started.notified().await;
+    let opts = ComputeOptions::new().max_wait(Duration::from_millis(200));
+    let v: u32 = tokio::time::timeout(
+        Duration::from_secs(10),
+        svcs[1].get_or_compute(&key, async { 5 }, opts),
+    )
+    .await
+    .expect("max_wait must end the wait")
+    .unwrap();
+    assert_eq!(v, 5);
+    assert_eq!(raw_get(&svcs[1], &key).await.unwrap(), b"5");
+    // The hung holder still holds (and extends) its lock.
+    assert!(raw_exists(&svcs[1], &redis_atomics::keys::lock_key(&key)).await);
+    hung.abort();
+}

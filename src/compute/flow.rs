@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::timing::{poll_delay, should_refresh};
+use super::unlocked::compute_and_set;
 use super::{ComputeError, ComputeOptions, Flight, Policy};
 use crate::error::{Error, Result};
 use crate::keys;
@@ -109,6 +110,7 @@ where
         .filter(|_| opts.ttl.is_some())
         .map(|_| delta_key(key));
     let mut polls: u32 = 0;
+    let waiting_since = Instant::now();
     loop {
         // Without early refresh a hit needs no PTTL: a plain GET first keeps
         // the hit path as cheap as a raw GET; the script runs on a miss.
@@ -172,6 +174,13 @@ where
                 if polls == 0 {
                     state.bump(Stat::Miss);
                     state.bump(Stat::LockWait);
+                }
+                if opts
+                    .max_wait
+                    .is_some_and(|max| waiting_since.elapsed() >= max)
+                {
+                    tracing::warn!(key, "max_wait elapsed; computing without the lock");
+                    return compute_and_set(service, flight, opts, policy, compute).await;
                 }
                 polls = polls.saturating_add(1);
                 tokio::time::sleep(poll_delay(polls, opts.max_poll_interval, pttl)).await;

@@ -41,6 +41,24 @@ where
         Ok(None) => state.breaker.success(),
     }
     state.bump(Stat::Miss);
+    compute_and_set(service, flight, opts, policy, compute).await
+}
+
+/// Computes without the lock and stores with a plain `SET` (last writer
+/// wins): the lock-free variant, and a waiter whose `max_wait` ran out.
+pub(super) async fn compute_and_set<T, E, F>(
+    service: &RedisService,
+    flight: Flight<'_>,
+    opts: &ComputeOptions,
+    policy: &Policy<'_, T>,
+    compute: F,
+) -> Result<T, ComputeError<E>>
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = Result<T, E>>,
+{
+    let state = service.compute_state();
+    let key = flight.key;
     state.bump(Stat::Computation);
     let value = compute.await.map_err(ComputeError::Compute)?;
     if policy.skip_store.is_some_and(|skip| skip(&value)) {
