@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{
@@ -186,7 +187,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
     let function_name = match &options.name {
         Some(name) => quote!(#name),
         None => {
-            let s = syn::LitStr::new(&ident.to_string(), Span::call_site());
+            let s = syn::LitStr::new(&ident.unraw().to_string(), Span::call_site());
             quote!(#s)
         }
     };
@@ -222,7 +223,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
         .collect();
     let arg_strs: Vec<_> = arg_names
         .iter()
-        .map(|a| syn::LitStr::new(&a.to_string(), a.span()))
+        .map(|a| syn::LitStr::new(&a.unraw().to_string(), a.span()))
         .collect();
     let build_args = quote! {
         ::redis_atomics::Args::new() #( .arg(#arg_strs, &#arg_names) )*
