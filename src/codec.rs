@@ -21,10 +21,20 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec
 /// Decodes JSON text into `T`; a failure names `key` and the field path, and
 /// is logged at warn.
 pub(crate) fn from_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    from_json_at(key, "", bytes)
+}
+
+/// [`from_json`] for a value that lives below `prefix` inside `key` (a hash
+/// field: `.field`); the error's path starts with it.
+pub(crate) fn from_json_at<T: DeserializeOwned>(
+    key: &str,
+    prefix: &str,
+    bytes: &[u8],
+) -> Result<T> {
     let fail = |message: String, path: String, source: serde_json::Error| {
         let err = Error::new(ErrorKind::Deserialization, strip_position(&message))
             .with_key(key)
-            .with_path(path)
+            .with_path(format!("{prefix}{path}"))
             .with_source(source);
         tracing::warn!(key, error = %err, "stored value does not decode");
         err
@@ -38,6 +48,11 @@ pub(crate) fn from_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<
     de.end()
         .map_err(|e| fail(e.to_string(), String::new(), e))?;
     Ok(value)
+}
+
+/// The path segment of a hash field inside its key: `.field`.
+pub(crate) fn field_segment(field: &str) -> String {
+    format!(".{field}")
 }
 
 /// `address.zip` → `.address.zip`, `items[0].id` → `.items[0].id`, root → "".

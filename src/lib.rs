@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod breaker;
 pub mod cache;
 pub(crate) mod codec;
@@ -10,13 +11,18 @@ pub mod compute;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod json;
 pub mod keys;
 pub(crate) mod lock;
+pub mod model;
+pub mod rate_limit;
 pub mod retry;
 pub mod scripts;
+pub mod search;
 pub mod service;
 pub(crate) mod singleflight;
 pub mod stats;
+pub mod temp;
 
 pub use breaker::{CircuitBreakerOptions, CircuitState};
 pub use cache::{Args, CacheOptions, Cached};
@@ -25,9 +31,12 @@ pub use compute::{ComputeError, ComputeOptions};
 pub use config::{RedisConfig, RedisConfigBuilder, Topology};
 pub use connection::{Connection, Node};
 pub use error::{Error, ErrorKind, Result};
+pub use model::{Invalid, Validate};
+pub use rate_limit::{Algorithm, CheckOptions, Decision, Quota, RateLimiter};
 pub use retry::{Backoff, Idempotency, RetryPolicy};
 pub use service::{PreloadReport, RedisService};
 pub use stats::CacheStats;
+pub use temp::{DEFAULT_TEMPORARY_TTL, TempValue, TemporaryKey};
 
 /// Caches an `async fn` in Redis (feature `macros`, on by default); see
 /// [`cache`] for the behaviour.

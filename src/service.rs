@@ -47,6 +47,8 @@ struct Inner {
     config: RedisConfig,
     /// Single-flight, circuit breaker and counters of the compute paths.
     compute: crate::compute::ComputeState,
+    /// Search index schemas (`FT.INFO`), cached for the query builder.
+    search_schemas: crate::search::SchemaCache,
 }
 
 impl std::fmt::Debug for RedisService {
@@ -75,6 +77,7 @@ impl RedisService {
                 conn: conn.into(),
                 compute: crate::compute::ComputeState::new(config.circuit_breaker()),
                 config,
+                search_schemas: Default::default(),
             }),
             namespace,
         }
@@ -126,6 +129,11 @@ impl RedisService {
     /// not wrap. Keys sent through it are not namespaced.
     pub fn connection(&self) -> Connection {
         self.inner.conn.clone()
+    }
+
+    /// The search schema cache shared by every view of this service.
+    pub(crate) fn schemas(&self) -> &crate::search::SchemaCache {
+        &self.inner.search_schemas
     }
 
     /// Whether the service talks to a Redis Cluster.

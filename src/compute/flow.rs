@@ -112,6 +112,10 @@ where
     let mut polls: u32 = 0;
     let waiting_since = Instant::now();
     loop {
+        // Armed before the request: if this future is dropped while the
+        // script is in flight, the lock it may have taken is released (a
+        // compare-and-delete on our token, harmless if we never got it).
+        let mut guard = LockGuard::new(service, lock_key.clone(), token.clone());
         // Without early refresh a hit needs no PTTL: a plain GET first keeps
         // the hit path as cheap as a raw GET; the script runs on a miss.
         let fast_get = polls == 0 && delta_key.is_none();
@@ -144,8 +148,19 @@ where
                 state.breaker.success();
                 reply
             }
-            Err(err) => return redis_failed(service, flight, policy, err, compute).await,
+            Err(err) => {
+                // A timed-out request may have taken the lock: release it
+                // (the guard's drop); any other failure did not.
+                if !err.is_timeout() {
+                    guard.disarm();
+                }
+                drop(guard);
+                return redis_failed(service, flight, policy, err, compute).await;
+            }
         };
+        if !matches!(reply, Reply::Compute) {
+            guard.disarm();
+        }
         match reply {
             Reply::Hit { value, pttl, delta } => {
                 if polls == 0 {
@@ -167,7 +182,6 @@ where
                 if polls == 0 {
                     state.bump(Stat::Miss);
                 }
-                let guard = LockGuard::new(service, lock_key, token);
                 return hold_and_store(service, flight, opts, policy, guard, compute).await;
             }
             Reply::Wait { pttl } => {

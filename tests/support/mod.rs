@@ -31,6 +31,9 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+pub mod proxy;
+
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
