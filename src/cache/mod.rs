@@ -310,6 +310,12 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     /// Deletes every cached result of this function (this namespace and
     /// prefix) on every primary: `SCAN MATCH` with a glob-escaped pattern
     /// and `UNLINK` in batches, never `KEYS`. Returns how many were removed.
+    ///
+    /// Function and argument names are encoded, so another function's keys
+    /// never match (`f` vs `f*` or `f:g`). The namespace and key prefix are
+    /// used verbatim: a prefix `a:f` with function `g` and a prefix `a` with
+    /// function `f` overlap, so keep prefixes free of `:` when you rely on
+    /// `invalidate_all`.
     pub async fn invalidate_all(&self) -> Result<u64> {
         invalidate::all(&self.service, &self.prefix).await
     }
