@@ -39,7 +39,22 @@ pub use stats::CacheStats;
 pub use temp::{DEFAULT_TEMPORARY_TTL, TempValue, TemporaryKey};
 
 /// Caches an `async fn` in Redis (feature `macros`, on by default); see
-/// [`cache`] for the behaviour and the attribute's options.
+/// [`cache`] for the behaviour.
+///
+/// ```no_run
+/// use redis_atomics::{RedisService, cached};
+///
+/// #[cached(ttl = 60, key_prefix = "v1")]
+/// async fn user_name(service: &RedisService, id: u64) -> Option<String> {
+///     Some(format!("user {id}")) // the slow lookup
+/// }
+///
+/// # async fn demo(service: RedisService) -> redis_atomics::Result<()> {
+/// let name = user_name(&service, 7).await; // key "v1:user_name:id=7"
+/// user_name_invalidate(&service, 7).await?;
+/// user_name_invalidate_all(&service).await?;
+/// # Ok(()) }
+/// ```
 #[cfg(feature = "macros")]
 pub use redis_atomics_macros::cached;
 

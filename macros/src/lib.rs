@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{
@@ -30,7 +31,7 @@ use syn::{
 /// Also generates `NAME_invalidate(service, args…) -> Result<u64>` and
 /// `NAME_invalidate_all(service) -> Result<u64>`.
 ///
-/// ```ignore
+/// ```text
 /// #[redis_atomics::cached(ttl = 60, key_prefix = "v1")]
 /// async fn user_name(service: &RedisService, id: u64) -> Option<String> {
 ///     db_lookup(id).await
@@ -186,7 +187,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
     let function_name = match &options.name {
         Some(name) => quote!(#name),
         None => {
-            let s = syn::LitStr::new(&ident.to_string(), Span::call_site());
+            let s = syn::LitStr::new(&ident.unraw().to_string(), Span::call_site());
             quote!(#s)
         }
     };
@@ -222,7 +223,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
         .collect();
     let arg_strs: Vec<_> = arg_names
         .iter()
-        .map(|a| syn::LitStr::new(&a.to_string(), a.span()))
+        .map(|a| syn::LitStr::new(&a.unraw().to_string(), a.span()))
         .collect();
     let build_args = quote! {
         ::redis_atomics::Args::new() #( .arg(#arg_strs, &#arg_names) )*
@@ -280,4 +281,98 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
             #cache_fn(&#service).invalidate_all().await
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(attr: Tokens, item: Tokens) -> String {
+        match expand(attr, item) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_cache() {
+        let svc = quote!(service: &RedisService);
+        assert!(err(quote!(), quote!(fn f(#svc) -> u32 { 1 })).contains("async fn"));
+        assert!(err(quote!(), quote!(async fn f(#svc) { })).contains("return type"));
+        assert!(
+            err(
+                quote!(),
+                quote!(
+                    async fn f() -> u32 {
+                        1
+                    }
+                )
+            )
+            .contains("first parameter")
+        );
+        assert!(
+            err(
+                quote!(),
+                quote!(
+                    async fn f(&self) -> u32 {
+                        1
+                    }
+                )
+            )
+            .contains("free functions")
+        );
+        assert!(
+            err(
+                quote!(),
+                quote!(async fn f(#svc, (a, b): (u8, u8)) -> u32 { 1 })
+            )
+            .contains("plain names")
+        );
+        assert!(
+            err(
+                quote!(ttl = 1, bogus = 2),
+                quote!(async fn f(#svc) -> u32 { 1 })
+            )
+            .contains("unknown option")
+        );
+        assert!(
+            err(
+                quote!(ttl = 1, ttl = 2),
+                quote!(async fn f(#svc) -> u32 { 1 })
+            )
+            .contains("twice")
+        );
+        assert!(err(quote!(ttl), quote!(async fn f(#svc) -> u32 { 1 })).contains("name = value"));
+    }
+
+    #[test]
+    fn expands_plain_and_result_functions() {
+        let out = expand(
+            quote!(ttl = 60, key_prefix = "v1"),
+            quote!(
+                pub async fn user(service: &RedisService, id: u64) -> Option<String> {
+                    None
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(out.contains("pub async fn user_invalidate"));
+        assert!(out.contains("pub async fn user_invalidate_all"));
+        assert!(out.contains(". call (& __args"));
+        assert!(out.contains("from_secs (60)"));
+        let out = expand(
+            quote!(ttl = 0.5),
+            quote!(
+                async fn load(service: &RedisService, mut n: u32) -> Result<Vec<u8>, String> {
+                    Ok(vec![])
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(out.contains(". try_call (& __args"));
+        assert!(out.contains("Cached < Vec < u8 > >"));
+        assert!(out.contains("from_secs_f64"));
+    }
 }

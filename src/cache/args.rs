@@ -7,7 +7,7 @@ use crate::keys::encode_arg_value;
 
 /// The named arguments of one call of a cached function; they make up the
 /// key as `{arg}={value}:…` in the order given (see
-/// [`keys::encode_arg_value`](crate::keys::encode_arg_value) for how
+/// [`encode_arg_value`](crate::keys::encode_arg_value) for how
 /// values are written).
 ///
 /// ```

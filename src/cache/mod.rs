@@ -6,7 +6,7 @@
 //!
 //! Keys are `{namespace}:{key_prefix}:{function}:{arg}={value}:…` (absent
 //! parts omitted), injective per argument type, long values hashed; see
-//! [`keys::encode_arg_value`](crate::keys::encode_arg_value).
+//! [`keys::encode_arg_value`].
 //!
 //! ```no_run
 //! # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
@@ -247,11 +247,16 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     where
         F: Future<Output = Result<T, E>>,
     {
+        let state = self.service.compute_state();
+        if state.skip_redis() {
+            state.bump(Stat::Degraded);
+            state.bump(Stat::Computation);
+            return compute.await;
+        }
         let key = match self.invalid.clone().map_or_else(|| self.key(args), Err) {
             Ok(key) => key,
             Err(err) => {
                 tracing::warn!(function = %self.prefix, error = %err, "calling without the cache");
-                let state = self.service.compute_state();
                 state.bump(Stat::Degraded);
                 state.bump(Stat::Computation);
                 return compute.await;
@@ -305,6 +310,12 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     /// Deletes every cached result of this function (this namespace and
     /// prefix) on every primary: `SCAN MATCH` with a glob-escaped pattern
     /// and `UNLINK` in batches, never `KEYS`. Returns how many were removed.
+    ///
+    /// Function and argument names are encoded, so another function's keys
+    /// never match (`f` vs `f*` or `f:g`). The namespace and key prefix are
+    /// used verbatim: a prefix `a:f` with function `g` and a prefix `a` with
+    /// function `f` overlap, so keep prefixes free of `:` when you rely on
+    /// `invalidate_all`.
     pub async fn invalidate_all(&self) -> Result<u64> {
         invalidate::all(&self.service, &self.prefix).await
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::timing::{poll_delay, should_refresh};
+use super::unlocked::compute_and_set;
 use super::{ComputeError, ComputeOptions, Flight, Policy};
 use crate::error::{Error, Result};
 use crate::keys;
@@ -71,6 +72,13 @@ async fn get_or_lock(
     }
 }
 
+pub(super) async fn plain_get(service: &RedisService, key: &str) -> Result<Option<Vec<u8>>> {
+    let cmd = redis::cmd("GET").arg(key).clone();
+    service
+        .query("get_or_compute", Some(key), Idempotency::Idempotent, &cmd)
+        .await
+}
+
 /// The key holding the last compute time, in the value's slot.
 fn delta_key(key: &str) -> String {
     if keys::hash_tag(key.as_bytes()).is_some() {
@@ -102,20 +110,39 @@ where
         .filter(|_| opts.ttl.is_some())
         .map(|_| delta_key(key));
     let mut polls: u32 = 0;
+    let waiting_since = Instant::now();
     loop {
         // Armed before the request: if this future is dropped while the
         // script is in flight, the lock it may have taken is released (a
         // compare-and-delete on our token, harmless if we never got it).
         let mut guard = LockGuard::new(service, lock_key.clone(), token.clone());
-        let reply = get_or_lock(
-            service,
-            key,
-            &lock_key,
-            delta_key.as_deref(),
-            &token,
-            opts.lock_ttl_ms(),
-        )
-        .await;
+        // Without early refresh a hit needs no PTTL: a plain GET first keeps
+        // the hit path as cheap as a raw GET; the script runs on a miss.
+        let fast_get = polls == 0 && delta_key.is_none();
+        let reply = if fast_get {
+            match plain_get(service, key).await {
+                Ok(Some(value)) => Ok(Reply::Hit {
+                    value,
+                    pttl: -1,
+                    delta: 0,
+                }),
+                Ok(None) => {
+                    get_or_lock(service, key, &lock_key, None, &token, opts.lock_ttl_ms()).await
+                }
+                Err(err) => Err(err),
+            }
+        } else {
+            let delta_key = delta_key.as_deref();
+            get_or_lock(
+                service,
+                key,
+                &lock_key,
+                delta_key,
+                &token,
+                opts.lock_ttl_ms(),
+            )
+            .await
+        };
         let reply = match reply {
             Ok(reply) => {
                 state.breaker.success();
@@ -161,6 +188,13 @@ where
                 if polls == 0 {
                     state.bump(Stat::Miss);
                     state.bump(Stat::LockWait);
+                }
+                if opts
+                    .max_wait
+                    .is_some_and(|max| waiting_since.elapsed() >= max)
+                {
+                    tracing::warn!(key, "max_wait elapsed; computing without the lock");
+                    return compute_and_set(service, flight, opts, policy, compute).await;
                 }
                 polls = polls.saturating_add(1);
                 tokio::time::sleep(poll_delay(polls, opts.max_poll_interval, pttl)).await;
@@ -319,70 +353,9 @@ where
     }
 }
 
-/// The flow without the cross-process lock: GET, else compute and SET.
-pub(super) async fn unlocked<T, E, F>(
-    service: &RedisService,
-    flight: Flight<'_>,
-    opts: &ComputeOptions,
-    policy: &Policy<'_, T>,
-    compute: F,
-) -> Result<T, ComputeError<E>>
-where
-    T: Serialize + DeserializeOwned,
-    F: Future<Output = Result<T, E>>,
-{
-    let state = service.compute_state();
-    let key = flight.key;
-    let get = redis::cmd("GET").arg(key).clone();
-    let found: Result<Option<Vec<u8>>> = service
-        .query("get_or_compute", Some(key), Idempotency::Idempotent, &get)
-        .await;
-    match found {
-        Err(err) => return redis_failed(service, flight, policy, err, compute).await,
-        Ok(Some(bytes)) => {
-            state.breaker.success();
-            if let Ok(value) = flight.format.decode::<T>(key, &bytes) {
-                state.bump(Stat::Hit);
-                flight.publish(&bytes);
-                return Ok(value);
-            }
-        }
-        Ok(None) => state.breaker.success(),
-    }
-    state.bump(Stat::Miss);
-    state.bump(Stat::Computation);
-    let value = compute.await.map_err(ComputeError::Compute)?;
-    if policy.skip_store.is_some_and(|skip| skip(&value)) {
-        flight.publish_value(&value);
-        return Ok(value);
-    }
-    match flight.format.encode(key, &value) {
-        Ok(bytes) => {
-            let mut set = redis::cmd("SET");
-            set.arg(key).arg(&bytes);
-            if opts.ttl.is_some() {
-                set.arg("PX").arg(opts.ttl_ms());
-            }
-            let stored: Result<Value> = service
-                .query("get_or_compute", Some(key), Idempotency::Idempotent, &set)
-                .await;
-            if let Err(err) = stored {
-                if err.is_unreachable() {
-                    state.breaker.failure();
-                }
-                tracing::warn!(key, error = %err, "computed value could not be cached");
-            }
-            flight.publish(&bytes);
-        }
-        Err(err) if policy.degrade_all => tracing::warn!(key, error = %err, "value not cached"),
-        Err(err) => return Err(ComputeError::Redis(err)),
-    }
-    Ok(value)
-}
-
 /// A Redis error before computing: degrade (unreachable, or any error for
 /// the cache wrapper) or return it.
-async fn redis_failed<T, E, F>(
+pub(super) async fn redis_failed<T, E, F>(
     service: &RedisService,
     flight: Flight<'_>,
     policy: &Policy<'_, T>,

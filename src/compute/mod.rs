@@ -24,6 +24,7 @@ mod flow;
 mod options;
 mod raw;
 mod timing;
+mod unlocked;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -55,6 +56,11 @@ impl ComputeState {
             breaker: Breaker::new(breaker),
             stats: Counters::default(),
         }
+    }
+
+    /// The breaker is open: skip Redis (and building keys) altogether.
+    pub(crate) fn skip_redis(&self) -> bool {
+        self.breaker.is_open()
     }
 
     pub(crate) fn bump(&self, stat: Stat) {
@@ -185,10 +191,15 @@ where
             match state.flights.join(&flight_key) {
                 Role::Leader(leader) => Some(leader),
                 Role::Follower(follower) => match follower.wait().await {
-                    Some(bytes) => {
-                        state.bump(Stat::Coalesced);
-                        return format.decode(key, &bytes).map_err(ComputeError::Redis);
-                    }
+                    Some(bytes) => match format.decode(key, &bytes) {
+                        Ok(value) => {
+                            state.bump(Stat::Coalesced);
+                            return Ok(value);
+                        }
+                        // Another call site stores another type under this
+                        // key: go through Redis (which recomputes).
+                        Err(_) => continue,
+                    },
                     None => continue, // the leader failed or was cancelled
                 },
             }
@@ -203,7 +214,7 @@ where
         return if opts.lock {
             flow::locked(service, flight, opts, &policy, compute).await
         } else {
-            flow::unlocked(service, flight, opts, &policy, compute).await
+            unlocked::unlocked(service, flight, opts, &policy, compute).await
         };
     }
 }

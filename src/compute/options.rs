@@ -31,6 +31,7 @@ pub struct ComputeOptions {
     pub(crate) single_flight: bool,
     pub(crate) lock: bool,
     pub(crate) max_poll_interval: Duration,
+    pub(crate) max_wait: Option<Duration>,
 }
 
 impl Default for ComputeOptions {
@@ -43,7 +44,8 @@ impl Default for ComputeOptions {
             early_refresh: None,
             single_flight: true,
             lock: true,
-            max_poll_interval: Duration::from_millis(10),
+            max_poll_interval: Duration::from_millis(5),
+            max_wait: None,
         }
     }
 }
@@ -119,10 +121,22 @@ impl ComputeOptions {
 
     /// The longest pause between two polls of a waiter (backoff with jitter
     /// starts at 2 ms and doubles; it never exceeds the lock's remaining
-    /// PTTL either). Defaults to 10 ms.
+    /// PTTL either). Defaults to 5 ms: only one caller per process and key
+    /// polls (single-flight), the others wait for it in memory.
     #[must_use]
     pub fn max_poll_interval(mut self, interval: Duration) -> Self {
         self.max_poll_interval = interval;
+        self
+    }
+
+    /// The longest a caller waits for another holder's computation; after
+    /// that it computes for itself (and stores its value, last writer wins).
+    /// Bounds the wait when a holder hangs while its process lives (with
+    /// `auto_extend` its lock never expires). Defaults to none: wait while
+    /// the lock is held.
+    #[must_use]
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
         self
     }
 
