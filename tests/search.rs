@@ -1127,6 +1127,102 @@ fn property_tag_eq_finds_exactly_the_tagged_document() {
         .unwrap();
 }
 
+#[tokio::test]
+async fn huge_vectors_and_values() {
+    let Some(svc) = search_service().await else {
+        return;
+    };
+    const DIM: usize = 1536;
+    let index = svc.search_index("huge");
+    let schema = IndexSchema::new()
+        .field(SchemaField::tag("t").case_sensitive())
+        .no_stopwords()
+        .text("body")
+        .vector("v", VectorField::hnsw(DIM).metric(DistanceMetric::Cosine));
+    index.create(&schema).await.unwrap();
+    // 4,096 bytes is the longest tag the module indexes.
+    let long_tag: String = (0..3_500)
+        .map(|i| ['a', '|', '}', ' ', 'é', '\\', '*'][i % 7])
+        .collect();
+    let long_text: String = (0..10_000).map(|i| format!("w{i} ")).collect();
+    for i in 0..20 {
+        let mut v = vec![0.0f32; DIM];
+        v[i] = 1.0;
+        v[DIM - 1] = 0.5;
+        let tag = if i == 7 {
+            long_tag.clone()
+        } else {
+            format!("t{i}")
+        };
+        let doc = Document::new()
+            .field("t", tag)
+            .field("body", &long_text)
+            .vector("v", &v);
+        index.upsert(&i.to_string(), &doc).await.unwrap();
+    }
+    let mut q = vec![0.0f32; DIM];
+    q[7] = 1.0;
+    let res = index
+        .query()
+        .knn("v", &q, 3)
+        .return_fields(["t"])
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(res.docs[0].id, "7");
+    assert_eq!(res.docs[0].get("t"), Some(long_tag.as_str()));
+    let res = index
+        .query()
+        .where_(Filter::tag("t").eq(long_tag.as_str()))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(&res), ["7"]);
+    let too_long = "x".repeat(4_097);
+    let err = index
+        .upsert("long", &Document::new().field("t", too_long.as_str()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("would not be indexed"), "{err}");
+    let err = index
+        .query()
+        .where_(Filter::tag("t").eq(too_long.as_str()))
+        .execute()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("can never match"), "{err}");
+    index
+        .upsert("4096", &Document::new().field("t", "y".repeat(4_096)))
+        .await
+        .unwrap();
+    let res = index
+        .query()
+        .where_(Filter::tag("t").eq("y".repeat(4_096)))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(&res), ["4096"], "exactly at the limit");
+    let res = index
+        .query()
+        .where_(Filter::text("body").phrase("w9998 w9999") & Filter::tag("t").eq("t3"))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(&res), ["3"]);
+    // "a" is a stop word, indexed here thanks to no_stopwords.
+    index
+        .upsert("s", &Document::new().field("t", "s").field("body", "a"))
+        .await
+        .unwrap();
+    let res = index
+        .query()
+        .where_(Filter::text("body").word("a"))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(&res), ["s"]);
+}
+
 // ---------------------------------------------------------------------------
 // Results
 // ---------------------------------------------------------------------------
