@@ -650,6 +650,16 @@ async fn range_query_returns_everything_within_the_radius() {
         .await
         .unwrap();
     assert_eq!(ids(&res), ["1", "4"]);
+    let some = index
+        .query()
+        .range("v", &[1.0, 0.0], 0.1)
+        .return_fields(["title"])
+        .execute()
+        .await
+        .unwrap();
+    let fields: Vec<&str> = some.docs[1].fields().map(|(k, _)| k).collect();
+    assert_eq!(fields, ["title"]);
+    assert!((some.docs[1].distance.unwrap() - 0.02).abs() < 1e-5);
     let none = index
         .query()
         .range("v", &[-5.0, -5.0], 0.1)
