@@ -2,6 +2,7 @@
 
 use redis::ToRedisArgs;
 
+use super::filter::MAX_TAG_BYTES;
 use super::info::FieldInfo;
 use super::schema::FieldType;
 use crate::error::{Error, Result};
@@ -142,6 +143,20 @@ pub(crate) fn check_value(field: &FieldInfo, value: &[u8]) -> Result<()> {
             let lat = number(lat.trim_start()).unwrap_or(f64::NAN);
             (-180.0..=180.0).contains(&lon) && (-85.051_128_78..=85.051_128_78).contains(&lat)
         }),
+        FieldType::Tag => {
+            let separator = field.separator.unwrap_or(',');
+            let long = text()
+                .split(separator)
+                .map(|t| t.trim_matches(|c: char| c.is_ascii_whitespace()).len())
+                .max();
+            if let Some(len) = long.filter(|len| *len > MAX_TAG_BYTES) {
+                return Err(Error::validation(format!(
+                    "TAG field {name}: a tag of {len} bytes would not be indexed \
+                     (the limit is {MAX_TAG_BYTES} bytes)"
+                )));
+            }
+            true
+        }
         FieldType::Vector => {
             return Err(Error::validation(format!(
                 "{name} is a VECTOR field: set it with Document::vector"

@@ -37,6 +37,8 @@ pub struct FieldInfo {
     pub metric: Option<DistanceMetric>,
     /// VECTOR: the algorithm.
     pub algorithm: Option<VectorAlgorithm>,
+    /// TAG: the separator of multiple values.
+    pub separator: Option<char>,
 }
 
 impl IndexInfo {
@@ -107,6 +109,7 @@ fn parse_attribute(attr: &Value) -> Option<FieldInfo> {
         dim: None,
         metric: None,
         algorithm: None,
+        separator: None,
     };
     for (k, v) in pairs(attr)? {
         let v = text(v);
@@ -131,6 +134,7 @@ fn parse_attribute(attr: &Value) -> Option<FieldInfo> {
                     _ => None,
                 }
             }
+            "separator" => info.separator = v.and_then(|s| s.chars().next()),
             "algorithm" => {
                 info.algorithm = match v.as_deref() {
                     Some("FLAT") => Some(VectorAlgorithm::Flat),

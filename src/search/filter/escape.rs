@@ -18,6 +18,9 @@ pub(crate) fn check_field(field: &str) -> Result<()> {
     }
 }
 
+/// The longest tag the search module indexes (longer ones are skipped).
+pub(crate) const MAX_TAG_BYTES: usize = 4096;
+
 /// Whether the tag escaper backslash-escapes `c`: ASCII punctuation,
 /// whitespace and control characters. The query lexer works on bytes, so a
 /// backslash before a multi-byte character would split it; non-ASCII
@@ -33,6 +36,13 @@ pub(super) fn escape_tag(field: &str, value: &str, out: &mut String) -> Result<(
     if trimmed.is_empty() {
         return Err(Error::validation(format!(
             "tag filter on @{field}: empty value (use no filter to match everything)"
+        )));
+    }
+    if trimmed.len() > MAX_TAG_BYTES {
+        return Err(Error::validation(format!(
+            "tag filter on @{field}: a value of {} bytes can never match \
+             (the index skips tags longer than {MAX_TAG_BYTES} bytes)",
+            trimmed.len()
         )));
     }
     out.reserve(trimmed.len() + 4);

@@ -35,8 +35,8 @@ mod render;
 
 use std::ops::{BitAnd, BitOr, Not};
 
-pub(crate) use escape::check_field;
 pub use escape::escape_tag_value;
+pub(crate) use escape::{MAX_TAG_BYTES, check_field};
 
 /// A condition on indexed fields, combined with `&` (and), `|` (or) and `!`
 /// (not). Build one with [`Filter::tag`], [`Filter::num`], [`Filter::text`]
@@ -258,7 +258,10 @@ impl NumCondition {
 }
 
 impl TextCondition {
-    /// The field contains every word of `words` (in any order).
+    /// The field contains every word of `words` (in any order). Stop words
+    /// ("the", "a", …) are not indexed unless the index was created with
+    /// [`IndexSchema::no_stopwords`](crate::search::IndexSchema::no_stopwords):
+    /// a filter made only of stop words matches nothing (negated too).
     pub fn word(self, words: impl Into<String>) -> Filter {
         Filter(Node::Text {
             field: self.0,
