@@ -171,13 +171,6 @@ impl Breaker {
             .is_ok()
     }
 
-    /// Whether the breaker is open and its cool-down still running (does not
-    /// take the probe).
-    pub(crate) fn is_open(&self) -> bool {
-        let until = self.open_until.load(Ordering::Acquire);
-        until != 0 && self.now_ms() < until
-    }
-
     /// Records a round trip that reached Redis: closes the breaker.
     pub(crate) fn success(&self) {
         if self.failures.load(Ordering::Relaxed) != 0 {

@@ -69,6 +69,11 @@ pub(crate) struct Leader<'a> {
 }
 
 impl Leader<'_> {
+    /// Whether anyone waits for this flight (else publishing is skipped).
+    pub(crate) fn has_followers(&self) -> bool {
+        self.slot.receiver_count() > 0
+    }
+
     /// Hands the value to every follower and ends the flight.
     pub(crate) fn publish(self, value: Shared) {
         self.slot.send_replace(Some(value));

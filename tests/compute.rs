@@ -811,3 +811,54 @@ async fn max_wait_bounds_the_wait_for_a_hung_holder() {
     assert!(raw_exists(&svcs[1], &redis_atomics::keys::lock_key(&key)).await);
     hung.abort();
 }
+
+/// While the breaker is open, concurrent calls of one key in a process
+/// still share one computation (the database behind it is not stampeded
+/// because Redis is down).
+#[tokio::test]
+async fn breaker_open_calls_still_share_one_computation() {
+    let mut server = support::RedisServer::start();
+    let config = RedisConfig::builder()
+        .url(server.url())
+        .retry_count(0)
+        .circuit_breaker(
+            CircuitBreakerOptions::new()
+                .failure_threshold(1)
+                .cool_down(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    let svc = RedisService::connect(config).await.unwrap();
+    server.stop();
+    let v: u32 = svc
+        .get_or_compute("open", async { 1 }, ComputeOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(v, 1);
+    assert_eq!(svc.circuit_state(), CircuitState::Open);
+    let computations = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (svc, computations, barrier) = (svc.clone(), computations.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            svc.get_or_compute(
+                "k",
+                async {
+                    computations.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    vec![7u32]
+                },
+                ComputeOptions::new(),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), vec![7]);
+    }
+    assert_eq!(computations.load(Ordering::SeqCst), 1);
+    assert_eq!(svc.cache_stats().coalesced, 49);
+}

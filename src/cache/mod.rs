@@ -248,11 +248,6 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
         F: Future<Output = Result<T, E>>,
     {
         let state = self.service.compute_state();
-        if state.skip_redis() {
-            state.bump(Stat::Degraded);
-            state.bump(Stat::Computation);
-            return compute.await;
-        }
         let key = match self.invalid.clone().map_or_else(|| self.key(args), Err) {
             Ok(key) => key,
             Err(err) => {

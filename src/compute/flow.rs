@@ -371,18 +371,17 @@ where
     } else if !policy.degrade_all {
         return Err(ComputeError::Redis(err));
     }
-    let why = err.to_string();
-    let key = flight.key;
-    degraded(service, key, Some(flight), compute, &why).await
+    degraded(service, flight, compute, Some(&err)).await
 }
 
 /// Runs the computation without Redis.
+/// `error` is the Redis failure, or `None` when the breaker is open (its
+/// opening was logged once at warn; each call only at debug).
 pub(super) async fn degraded<T, E, F>(
     service: &RedisService,
-    key: &str,
-    flight: Option<Flight<'_>>,
+    flight: Flight<'_>,
     compute: F,
-    why: &str,
+    error: Option<&Error>,
 ) -> Result<T, ComputeError<E>>
 where
     T: Serialize + DeserializeOwned,
@@ -391,20 +390,15 @@ where
     let state = service.compute_state();
     state.bump(Stat::Degraded);
     state.bump(Stat::Computation);
-    if flight.is_some() {
-        tracing::warn!(
-            key,
-            reason = why,
-            "redis unavailable; computing without the cache"
-        );
-    } else {
-        // The breaker is open: its opening was logged once at warn.
-        tracing::debug!(key, reason = why, "computing without the cache");
+    let key = flight.key;
+    match error {
+        Some(error) => {
+            tracing::warn!(key, %error, "redis unavailable; computing without the cache");
+        }
+        None => tracing::debug!(key, "circuit breaker open; computing without the cache"),
     }
     let value = compute.await.map_err(ComputeError::Compute)?;
-    if let Some(flight) = flight {
-        flight.publish_value(&value);
-    }
+    flight.publish_value(&value);
     Ok(value)
 }
 

@@ -58,11 +58,6 @@ impl ComputeState {
         }
     }
 
-    /// The breaker is open: skip Redis (and building keys) altogether.
-    pub(crate) fn skip_redis(&self) -> bool {
-        self.breaker.is_open()
-    }
-
     pub(crate) fn bump(&self, stat: Stat) {
         self.stats.bump(stat);
     }
@@ -180,9 +175,8 @@ where
     let state = service.compute_state();
     let format = Format::of(opts.serialize_json);
     loop {
-        if !state.breaker.allow() {
-            return flow::degraded(service, key, None, compute, "circuit breaker open").await;
-        }
+        // Join the flight first, so that while the breaker is open concurrent
+        // calls of a key still share one computation.
         let leader = if opts.single_flight {
             let flight_key = match format {
                 Format::Json => std::borrow::Cow::Borrowed(key),
@@ -211,6 +205,9 @@ where
             format,
             key,
         };
+        if !state.breaker.allow() {
+            return flow::degraded(service, flight, compute, None).await;
+        }
         return if opts.lock {
             flow::locked(service, flight, opts, &policy, compute).await
         } else {
@@ -227,14 +224,18 @@ struct Flight<'a> {
 }
 
 impl Flight<'_> {
+    fn has_followers(&self) -> bool {
+        self.leader.as_ref().is_some_and(Leader::has_followers)
+    }
+
     fn publish(self, bytes: &[u8]) {
-        if let Some(leader) = self.leader {
+        if let Some(leader) = self.leader.filter(Leader::has_followers) {
             leader.publish(bytes.into());
         }
     }
 
     fn publish_value<T: Serialize>(self, value: &T) {
-        if self.leader.is_some() {
+        if self.has_followers() {
             if let Ok(bytes) = self.format.encode(self.key, value) {
                 self.publish(&bytes);
             }
