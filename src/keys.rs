@@ -68,20 +68,78 @@ fn crc16_xmodem(data: &[u8]) -> u16 {
 }
 
 /// The lock key of a value key, in the same slot: `KEY:lock` when the key has
-/// a hash tag, else `{KEY}:lock`.
+/// a hash tag, else `{KEY}:lock` (see [`companion_key`] for keys with stray
+/// braces).
 ///
 /// ```
 /// use redis_atomics::keys::{lock_key, slot};
 /// assert_eq!(lock_key("cache:{user:1}"), "cache:{user:1}:lock");
 /// assert_eq!(lock_key("cache:user:1"), "{cache:user:1}:lock");
 /// assert_eq!(slot(lock_key("cache:user:1").as_bytes()), slot(b"cache:user:1"));
+/// assert_eq!(slot(lock_key("a}b").as_bytes()), slot(b"a}b"));
 /// ```
 pub fn lock_key(key: &str) -> String {
-    if hash_tag(key.as_bytes()).is_some() {
-        format!("{key}:lock")
+    companion_key(key, "lock")
+}
+
+/// A key that belongs to `key` (its lock, its compute time) and lives in the
+/// same cluster slot, so one script can touch both:
+///
+/// * `key` has a hash tag → `KEY:SUFFIX` (the tag stays the first one);
+/// * `key` has no brace → `{KEY}:SUFFIX` (the whole key becomes the tag);
+/// * `key` has braces but no hash tag (`a}b`, `a{}b`, `{b`) → wrapping it
+///   would change the tag, so the companion is `{T}:SUFFIX:KEY`, where `T` is
+///   a short string that hashes to the key's own slot.
+///
+/// ```
+/// use redis_atomics::keys::{companion_key, slot};
+/// for key in ["plain", "x:{tag}:y", "a}b", "a{}b", "{b", "}{"] {
+///     assert_eq!(slot(companion_key(key, "lock").as_bytes()), slot(key.as_bytes()), "{key}");
+/// }
+/// ```
+pub fn companion_key(key: &str, suffix: &str) -> String {
+    let bytes = key.as_bytes();
+    if hash_tag(bytes).is_some() {
+        format!("{key}:{suffix}")
+    } else if !bytes.iter().any(|&b| b == b'{' || b == b'}') {
+        format!("{{{key}}}:{suffix}")
     } else {
-        format!("{{{key}}}:lock")
+        let tag = slot_tag(slot(bytes));
+        format!("{{{tag}}}:{suffix}:{key}")
     }
+}
+
+/// A short ASCII string whose cluster slot is `slot` (for every slot).
+fn slot_tag(slot: u16) -> &'static str {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut tags = vec![String::new(); 16384];
+        let mut missing = tags.len();
+        // 62 + 62² + 62³ candidates cover every slot several times over.
+        'search: for len in 1..=4u32 {
+            for n in 0..ALPHABET.len().pow(len) {
+                let mut rest = n;
+                let candidate: String = (0..len)
+                    .map(|_| {
+                        let c = ALPHABET[rest % ALPHABET.len()] as char;
+                        rest /= ALPHABET.len();
+                        c
+                    })
+                    .collect();
+                let s = usize::from(self::slot(candidate.as_bytes()));
+                if tags[s].is_empty() {
+                    tags[s] = candidate;
+                    missing -= 1;
+                    if missing == 0 {
+                        break 'search;
+                    }
+                }
+            }
+        }
+        tags
+    });
+    &tags[usize::from(slot)]
 }
 
 /// Escapes the glob characters `* ? [ ] \` of a literal, for SCAN MATCH.
@@ -231,6 +289,30 @@ mod tests {
         assert_eq!(slot(b"{foo}bar"), 12182);
         assert_eq!(slot(b"a{}b"), slot(b"a{}b"));
         assert_eq!(slot(b""), 0);
+    }
+
+    #[test]
+    fn every_slot_has_a_tag() {
+        for s in 0..16384u16 {
+            let tag = slot_tag(s);
+            assert!(!tag.is_empty() && tag.len() <= 4, "slot {s}");
+            assert_eq!(slot(tag.as_bytes()), s);
+        }
+    }
+
+    #[test]
+    fn companions_share_the_slot_and_stay_distinct() {
+        let keys = ["plain", "x:{tag}:y", "a}b", "a{}b", "{b", "}{", "{}", "é{"];
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            let lock = companion_key(key, "lock");
+            assert_eq!(
+                slot(lock.as_bytes()),
+                slot(key.as_bytes()),
+                "{key} -> {lock}"
+            );
+            assert!(seen.insert(lock));
+        }
     }
 
     #[test]

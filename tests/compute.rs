@@ -862,3 +862,35 @@ async fn breaker_open_calls_still_share_one_computation() {
     assert_eq!(computations.load(Ordering::SeqCst), 1);
     assert_eq!(svc.cache_stats().coalesced, 49);
 }
+
+/// Keys with braces but no hash tag (`a}b`, `{b`, `x{}y`): the lock and the
+/// compute-time key must still share the value's slot, or a cluster refuses
+/// the script with CROSSSLOT.
+#[tokio::test]
+async fn keys_with_stray_braces_work_on_a_cluster() {
+    let svc = cluster_services(1).await.remove(0);
+    let p = support::unique_prefix("braces");
+    for (i, key) in ["a}b", "{b", "x{}y", "}{"].into_iter().enumerate() {
+        let key = format!("{key}:{p}");
+        let v: usize = svc
+            .get_or_compute(
+                &key,
+                async move { i * 10 },
+                ComputeOptions::new()
+                    .ttl(Duration::from_secs(60))
+                    .early_refresh(1.0),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(v, i * 10);
+        let again: usize = svc
+            .get_or_compute(
+                &key,
+                async { 999 },
+                ComputeOptions::new().ttl(Duration::from_secs(60)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, i * 10, "{key}: served from the cache");
+    }
+}

@@ -81,11 +81,7 @@ pub(super) async fn plain_get(service: &RedisService, key: &str) -> Result<Optio
 
 /// The key holding the last compute time, in the value's slot.
 fn delta_key(key: &str) -> String {
-    if keys::hash_tag(key.as_bytes()).is_some() {
-        format!("{key}:xf")
-    } else {
-        format!("{{{key}}}:xf")
-    }
+    keys::companion_key(key, "xf")
 }
 
 /// The lock-protected flow.
@@ -408,7 +404,7 @@ mod tests {
 
     #[test]
     fn delta_key_shares_the_slot() {
-        for key in ["cache:user:1", "cache:{user:1}:x"] {
+        for key in ["cache:user:1", "cache:{user:1}:x", "a}b"] {
             assert_eq!(
                 keys::slot(delta_key(key).as_bytes()),
                 keys::slot(key.as_bytes())
