@@ -325,14 +325,9 @@ async fn own_search_server_starts() {
     );
 }
 
-/// Runs in a child process (see below): starts servers that are never
+/// In the child process (see below): starts servers that are never
 /// dropped, prints where they are, and exits.
-#[test]
-#[ignore = "helper for servers_do_not_outlive_the_test_process"]
-fn child_leaves_servers_behind() {
-    if std::env::var("SUPPORT_SMOKE_CHILD").is_err() {
-        return;
-    }
+fn leave_servers_behind() {
     let shared = support::shared_server_blocking();
     let leaked = Box::leak(Box::new(RedisServer::start()));
     for s in [shared, &*leaked] {
@@ -345,13 +340,19 @@ fn child_leaves_servers_behind() {
     }
 }
 
+/// Re-runs this very test in a child process (`SUPPORT_SMOKE_CHILD=1`), which
+/// starts servers and exits without dropping them; the watchdogs must kill
+/// them and remove their dirs.
 #[test]
 fn servers_do_not_outlive_the_test_process() {
+    if std::env::var("SUPPORT_SMOKE_CHILD").is_ok() {
+        leave_servers_behind();
+        return;
+    }
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_leaves_servers_behind",
-            "--ignored",
+            "servers_do_not_outlive_the_test_process",
             "--nocapture",
             "--test-threads=1",
         ])
