@@ -219,6 +219,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let nz = |n| NonZeroU32::new(n).expect("non-zero");
+    // check_rate_limit is the unnamed sliding-log limiter; reset it so that
+    // the next run of the tour starts fresh.
+    service
+        .rate_limiter("", Algorithm::SlidingLog, Quota::per_minute(nz(3)))?
+        .reset("ip:10.0.0.1")
+        .await?;
     let limiter = service
         .rate_limiter_builder("api", Algorithm::Gcra)
         .quota(Quota::per_second(nz(2)))
