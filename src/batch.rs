@@ -29,11 +29,10 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::commands::ttl_millis;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::keys;
 use crate::retry::Idempotency;
-use crate::scripts::{self, LuaScript};
-use crate::service::RedisService;
+use crate::service::{RedisService, ScriptCall};
 
 /// The most keys one `MGET`, `MSET` or `mset_expire` call carries; larger
 /// batches are split, so no single call blocks the server for long.
@@ -200,48 +199,34 @@ impl RedisService {
             })?;
         let kept = last_occurrences(&entries);
         let calls = self.plan(kept, |i| &entries[i].0);
-        let script = scripts::script("mset_expire")?;
         let mut buf = Vec::new();
         let mut requests = Vec::with_capacity(calls.len());
         for call in calls {
-            let verb = if ttl.is_some() { "EVALSHA" } else { "MSET" };
-            let cmd = write_cmd(verb, script, &call, &entries, ttl, &encode, &mut buf)?;
-            requests.push((call, cmd));
+            let request = match ttl {
+                None => Write::Mset(mset_cmd(&call, &entries, &encode, &mut buf)?),
+                Some(ms) => Write::Script(script_call(ms, &call, &entries, &encode, &mut buf)?),
+            };
+            requests.push((call.len(), call[0], request));
         }
-        let total = requests.iter().map(|(call, _)| call.len()).sum::<usize>();
+        let total = requests.iter().map(|(n, _, _)| n).sum::<usize>();
         let total_calls = requests.len();
-        let (entries, encode) = (&entries, &encode);
+        let entries = &entries;
         let results: Vec<Result<usize>> = stream::iter(requests)
-            .map(|(call, cmd)| async move {
-                let first = Some(entries[call[0]].0.as_str());
-                let op = if ttl.is_some() { script.name() } else { op };
-                let sent = self.query::<Value>(op, first, Idempotency::Idempotent, &cmd);
-                let result = match sent.await {
-                    Err(e) if is_noscript(&e) => {
-                        // Not cached on this node (restart, failover, SCRIPT
-                        // FLUSH): EVAL once, which caches it there.
-                        tracing::debug!(script = script.name(), "NOSCRIPT; falling back to EVAL");
-                        let mut buf = Vec::new();
-                        let eval =
-                            write_cmd("EVAL", script, &call, entries, ttl, encode, &mut buf)?;
-                        self.query::<Value>(op, first, Idempotency::Idempotent, &eval)
-                            .await
+            .map(|(n, first, request)| async move {
+                match request {
+                    Write::Mset(cmd) => {
+                        let first = Some(entries[first].0.as_str());
+                        self.query::<Value>(op, first, Idempotency::Idempotent, &cmd)
+                            .await?
                     }
-                    other => other,
-                };
-                match result {
-                    Err(e) if e.kind() == ErrorKind::Server && ttl.is_some() => {
-                        // An error the script raised: name the script, as
-                        // `run_script` does.
-                        let msg = format!("{}: {}", script.name(), e.message());
-                        let key = e.key().unwrap_or_default().to_owned();
-                        return Err(Error::new(ErrorKind::Script, msg)
-                            .with_key(key)
-                            .with_source(e));
+                    // EVALSHA, EVAL on NOSCRIPT, script errors named: as
+                    // every script call.
+                    Write::Script(call) => {
+                        self.run_script::<Value>(&call, Idempotency::Idempotent)
+                            .await?
                     }
-                    other => other?,
                 };
-                Ok(call.len())
+                Ok(n)
             })
             .buffer_unordered(MAX_IN_FLIGHT)
             .collect()
@@ -296,61 +281,54 @@ impl RedisService {
     }
 }
 
-/// Whether the server answered `NOSCRIPT` (the script is not cached there).
-fn is_noscript(err: &Error) -> bool {
-    use std::error::Error as _;
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if let Some(redis_err) = cause.downcast_ref::<redis::RedisError>() {
-            return redis_err.code() == Some("NOSCRIPT");
-        }
-        source = cause.source();
-    }
-    false
+/// One call of a batch write.
+enum Write {
+    /// `MSET k v …`.
+    Mset(Cmd),
+    /// `mset_expire` with the keys, the TTL and the values.
+    Script(ScriptCall),
 }
 
-/// One call of a batch write, with each value encoded straight into it:
-/// `MSET k v …`, or `EVALSHA|EVAL mset_expire n k … ttl v …`. Building the
-/// script call here rather than through `ScriptCall` keeps one copy of the
-/// values instead of three, which matters at a megabyte per call.
-fn write_cmd<V>(
-    verb: &str,
-    script: &LuaScript,
+/// `MSET k v …`, each value encoded straight into the command (through one
+/// reused buffer): one copy of the values, which matters at a megabyte per
+/// call.
+fn mset_cmd<V>(
     call: &[usize],
     entries: &[(String, V)],
-    ttl: Option<u64>,
     encode: &impl Fn(&str, &V, &mut Vec<u8>) -> Result<()>,
     buf: &mut Vec<u8>,
 ) -> Result<Cmd> {
-    let mut cmd = redis::cmd(verb);
-    match ttl {
-        None => {
-            for &i in call {
-                let (key, value) = &entries[i];
-                buf.clear();
-                encode(key, value, buf)?;
-                cmd.arg(key).arg(buf.as_slice());
-            }
-        }
-        Some(ms) => {
-            match verb {
-                "EVALSHA" => cmd.arg(script.sha1()),
-                _ => cmd.arg(script.source()),
-            };
-            cmd.arg(call.len());
-            for &i in call {
-                cmd.arg(&entries[i].0);
-            }
-            cmd.arg(ms);
-            for &i in call {
-                let (key, value) = &entries[i];
-                buf.clear();
-                encode(key, value, buf)?;
-                cmd.arg(buf.as_slice());
-            }
-        }
+    let mut cmd = redis::cmd("MSET");
+    for &i in call {
+        let (key, value) = &entries[i];
+        buf.clear();
+        encode(key, value, buf)?;
+        cmd.arg(key).arg(buf.as_slice());
     }
     Ok(cmd)
+}
+
+/// `mset_expire` over the keys of one call: `KEYS` the keys, `ARGV` the TTL
+/// then the values, encoded straight into the script call.
+fn script_call<V>(
+    ttl_ms: u64,
+    call: &[usize],
+    entries: &[(String, V)],
+    encode: &impl Fn(&str, &V, &mut Vec<u8>) -> Result<()>,
+    buf: &mut Vec<u8>,
+) -> Result<ScriptCall> {
+    let mut script = ScriptCall::new("mset_expire")?;
+    for &i in call {
+        script = script.key(entries[i].0.as_str());
+    }
+    script = script.arg(ttl_ms);
+    for &i in call {
+        let (key, value) = &entries[i];
+        buf.clear();
+        encode(key, value, buf)?;
+        script = script.arg(buf.as_slice());
+    }
+    Ok(script)
 }
 
 /// The indices of the last occurrence of each key, in input order (the calls

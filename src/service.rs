@@ -179,13 +179,13 @@ impl RedisService {
         call: &ScriptCall,
         idempotency: Idempotency,
     ) -> Result<T> {
-        let key = call.keys.first().map(String::as_str);
+        let key = call.first_key();
         let value = self
             .retry_policy()
             .run(call.script.name(), key, idempotency, || async {
                 let mut conn = self.inner.conn.clone();
                 let first = conn
-                    .req_packed_command(&call.cmd("EVALSHA"))
+                    .req_packed_command(&call.evalsha())
                     .await
                     .and_then(Value::extract_error);
                 match first {
@@ -194,7 +194,7 @@ impl RedisService {
                             script = call.script.name(),
                             "NOSCRIPT; falling back to EVAL"
                         );
-                        conn.req_packed_command(&call.cmd("EVAL"))
+                        conn.req_packed_command(&call.eval())
                             .await
                             .and_then(Value::extract_error)
                     }
@@ -287,11 +287,20 @@ pub struct PreloadReport {
     pub failed: Vec<(Node, Error)>,
 }
 
-/// A script invocation: the script, its full keys and its arguments.
+/// A script invocation, built once as the `EVALSHA` command it sends.
+///
+/// Keys come first (`.key()`), then arguments (`.arg()`): the first argument
+/// fixes the key count and starts the command, and every later argument is
+/// written straight into it — one copy of each value, however large, and no
+/// rebuilding on retries. `EVAL` (after `NOSCRIPT`, rare) is derived from it.
 pub(crate) struct ScriptCall {
     script: &'static LuaScript,
+    /// The keys, until the first argument moves them into `cmd`.
     keys: Vec<String>,
-    args: Vec<Vec<u8>>,
+    /// The first key, which names the call in errors and logs.
+    first_key: Option<String>,
+    /// `EVALSHA sha numkeys keys… args…`, once an argument was added.
+    cmd: Option<Cmd>,
 }
 
 impl ScriptCall {
@@ -299,33 +308,66 @@ impl ScriptCall {
         Ok(ScriptCall {
             script: scripts::script(name)?,
             keys: Vec::new(),
-            args: Vec::new(),
+            first_key: None,
+            cmd: None,
         })
     }
 
+    /// Adds a (full) key. Every key must come before the first argument.
     pub(crate) fn key(mut self, key: impl Into<String>) -> Self {
-        self.keys.push(key.into());
-        self
-    }
-
-    pub(crate) fn arg(mut self, arg: impl ToRedisArgs) -> Self {
-        self.args.extend(arg.to_redis_args());
-        self
-    }
-
-    fn cmd(&self, verb: &str) -> Cmd {
-        let mut cmd = redis::cmd(verb);
-        if verb == "EVALSHA" {
-            cmd.arg(self.script.sha1());
-        } else {
-            cmd.arg(self.script.source());
+        debug_assert!(self.cmd.is_none(), "ScriptCall: a key after an argument");
+        let key = key.into();
+        if self.first_key.is_none() {
+            self.first_key = Some(key.clone());
         }
-        cmd.arg(self.keys.len()).arg(&self.keys);
-        for arg in &self.args {
-            cmd.arg(arg.as_slice());
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds an argument, written straight into the command.
+    pub(crate) fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+        self.started().arg(arg);
+        self
+    }
+
+    /// The first key, if any.
+    pub(crate) fn first_key(&self) -> Option<&str> {
+        self.first_key.as_deref()
+    }
+
+    fn started(&mut self) -> &mut Cmd {
+        let (script, keys) = (self.script, &mut self.keys);
+        self.cmd
+            .get_or_insert_with(|| header(script, std::mem::take(keys)))
+    }
+
+    /// `EVALSHA …`, as built.
+    fn evalsha(&self) -> std::borrow::Cow<'_, Cmd> {
+        match &self.cmd {
+            Some(cmd) => std::borrow::Cow::Borrowed(cmd),
+            None => std::borrow::Cow::Owned(header(self.script, self.keys.clone())),
+        }
+    }
+
+    /// The same call as `EVAL source …`.
+    fn eval(&self) -> Cmd {
+        let evalsha = self.evalsha();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(self.script.source());
+        for arg in evalsha.args_iter().skip(2) {
+            if let redis::Arg::Simple(bytes) = arg {
+                cmd.arg(bytes);
+            }
         }
         cmd
     }
+}
+
+/// `EVALSHA sha numkeys keys…`.
+fn header(script: &LuaScript, keys: Vec<String>) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.sha1()).arg(keys.len()).arg(keys);
+    cmd
 }
 
 fn script_error(err: redis::RedisError, script: &str) -> Error {
