@@ -7,7 +7,8 @@
 --
 -- Emission interval T = window / limit, tolerance = burst * T: from a full state `burst` units
 -- pass at once, then one per T. TAT is kept exactly (us plus a remainder over `limit`), so
--- e.g. 7 per second is exactly 7 per second. With D = max(TAT, now) - now, a cost is allowed iff
+-- e.g. 7 per second is exactly 7 per second. The math runs in units of 1/L us, L = limit / g,
+-- g = gcd(limit, window_us), and needs burst * window_us / g <= 4e15 (50,000 per day: 8.6e10). With D = max(TAT, now) - now, a cost is allowed iff
 -- D + cost * T <= tolerance for EVERY limit; only then is TAT advanced (in all). Denied, peek and
 -- cost-0 calls write nothing. remaining: units that would fit, AFTER this request if allowed, NOW
 -- if denied. retry_after_ms: 0 if that limit fits, else ms until it does (rounded up), -1 if
@@ -26,6 +27,10 @@ local function cdiv(a, b) -- ceil(a / b), exact for 0 <= a < 2^53
   return (a - r) / b + (r > 0 and 1 or 0)
 end
 local function fmt(x) return string.format('%.0f', x) end
+local function gcd(a, b) -- exact for integers < 2^53
+  while b > 0 do a, b = b, math.fmod(a, b) end
+  return a
+end
 local function fail(msg) return redis.error_reply('ERR ' .. NAME .. ': ' .. msg) end
 
 local n = #KEYS - 1
@@ -41,14 +46,16 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local lim, win, bur, span = {}, {}, {}, 0
+-- Per limit: L = limit / g and T = window_us / g (the emission interval is T / L us), g their gcd.
+local lim, win, bur, scale, span = {}, {}, {}, {}, 0
 for i = 1, n do
   local l, wms, b = int(ARGV[2 + PER * i], 1, 1e9), int(ARGV[3 + PER * i], 1, 9e9), int(ARGV[4 + PER * i], 1, 1e9)
-  if not l or not wms or not b or b * wms > 4e12 then
-    return fail('limit ' .. i .. ': limit 1..1e9, window_ms 1..9e9, burst 1..1e9, burst * window_ms <= 4e12')
+  local g = l and wms and gcd(wms * 1000, l)
+  if not b or not g or b * (wms * 1000 / g) > 4e15 then
+    return fail('limit ' .. i .. ': limit 1..1e9, window_ms 1..9e9, burst 1..1e9, burst * window_us / gcd(limit, window_us) <= 4e15')
   end
-  lim[i], win[i], bur[i] = l, wms * 1000, b
-  span = math.max(span, wms, cdiv(b * wms, l))
+  lim[i], win[i], bur[i], scale[i] = l / g, wms * 1000 / g, b, g
+  span = math.max(span, wms, cdiv(b * win[i], lim[i] * 1000))
 end
 
 local replay = false
@@ -59,15 +66,17 @@ end
 local write = mode == 'check' and cost > 0 and not replay
 if replay then cost = 0 end
 
--- Durations below are scaled by `limit` (units of 1/limit us): T = window_us and tolerance =
--- burst * window_us exactly, with no rounding.
+-- Durations below are in units of 1/L us: the emission interval is T and the tolerance
+-- burst * T, exactly, with no rounding. The stored fraction f is in 1/limit us (= f_L * g).
 -- Phase 1: evaluate every limit, read-only.
 local out, dd, nev, deny, worst = {}, {}, 0, 0, 0
 for i = 1, n do
   local l, T = lim[i], win[i]
   local h = redis.call('HMGET', KEYS[i], 't', 'f')
   local d = 0
-  if h[1] then d = math.max(0, (tonumber(h[1]) - now) * l + (tonumber(h[2]) or 0)) end
+  if h[1] then
+    d = math.max(0, (tonumber(h[1]) - now) * l + math.floor((tonumber(h[2]) or 0) / scale[i]))
+  end
   local r, over = 0, d + cost * T - bur[i] * T
   if cost > bur[i] then
     r = -1
@@ -93,7 +102,7 @@ for i = 1, n do
   out[3 * i + 3] = cdiv(d, l * 1000)
   if write and allowed then
     local f = math.fmod(d, l)
-    redis.call('HSET', KEYS[i], 't', fmt(now + (d - f) / l), 'f', fmt(f))
+    redis.call('HSET', KEYS[i], 't', fmt(now + (d - f) / l), 'f', fmt(f * scale[i]))
     redis.call('PEXPIRE', KEYS[i], out[3 * i + 3])
   end
 end

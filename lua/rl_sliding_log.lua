@@ -5,7 +5,8 @@
 -- Returns  {allowed 0|1, never 0|1, denied_by, then per limit i: remaining_i, retry_after_ms_i, reset_after_ms_i}
 -- Example  redis-cli --eval lua/rl_sliding_log.lua rl:{user:1}:sl:0 rl:{user:1}:sl:1 rl:{user:1}:req , 0 1 "" check 10 1000 1000 3600000
 --
--- A request counts in a limit while now - t < window. Allowed iff count + cost <= limit for EVERY
+-- A request counts in a limit while now - t < window. The log holds one entry per counted unit,
+-- so a limit is at most 1e5 (bounding memory and the ZADDs of one call). Allowed iff count + cost <= limit for EVERY
 -- limit; only then is it recorded (in all of them). Denied, peek and cost-0 calls write nothing.
 -- remaining: left AFTER this request if allowed, left NOW if denied. retry_after_ms: 0 if that
 -- limit fits, else ms until it does (rounded up), -1 if cost > limit ("never"). reset_after_ms:
@@ -42,8 +43,8 @@ if now == 0 then
 end
 local lim, win, span = {}, {}, 0
 for i = 1, n do
-  lim[i], win[i] = int(ARGV[3 + PER * i], 1, 1e9), int(ARGV[4 + PER * i], 1, 9e9)
-  if not lim[i] or not win[i] then return fail('limit ' .. i .. ': limit must be 1..1e9, window_ms 1..9e9') end
+  lim[i], win[i] = int(ARGV[3 + PER * i], 1, 1e5), int(ARGV[4 + PER * i], 1, 9e9)
+  if not lim[i] or not win[i] then return fail('limit ' .. i .. ': limit must be 1..1e5, window_ms 1..9e9') end
   span = math.max(span, win[i])
   win[i] = win[i] * 1000
 end

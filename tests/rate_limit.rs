@@ -146,8 +146,10 @@ async fn timeline_matches_the_reference_model(cluster: bool) {
                 window_ms: 1000,
                 burst: if gcra { 3 } else { 5 },
             },
+            // 14 per 3 s: GCRA's emission interval is 214,285 + 5/7 µs, so
+            // its stored fraction is exercised (gcd(14, 3e6) = 2).
             model::Lim {
-                limit: 12,
+                limit: 14,
                 window_ms: 3000,
                 burst: 12,
             },
@@ -387,17 +389,34 @@ async fn denied_requests_are_not_recorded(cluster: bool) {
                 .unwrap();
             assert_eq!(f, t, "{algo:?}: the denials left no trace");
         }
-        // One request a window after the flood: allowed (two for the sliding
-        // counter, which weighs the previous aligned window).
-        let after = if algo == Algorithm::SlidingWindow {
-            2_000_000
-        } else {
-            1_000_000
-        };
-        let d = l
-            .check_with("flood", CheckOptions::new().at(now + after))
+        // The flood passes again exactly when the twin does: not a millisecond
+        // later (a recorded denial would push it back), not earlier. At the
+        // flood's last request the twin is limited too.
+        let last = now - 20_000;
+        let twin = l
+            .peek_with("twin", CheckOptions::new().at(last))
             .await
             .unwrap();
-        assert!(d.allowed, "{algo:?}");
+        let wait = twin.retry_after.map_or(0, |w| w.as_micros() as u64);
+        assert!(
+            wait > 0,
+            "{algo:?}: the twin is limited at the last flood request"
+        );
+        let early = l
+            .peek_with("flood", CheckOptions::new().at(last + wait - 1000))
+            .await
+            .unwrap();
+        assert!(
+            !early.allowed,
+            "{algo:?}: 1 ms before the twin's retry_after"
+        );
+        let d = l
+            .check_with("flood", CheckOptions::new().at(last + wait))
+            .await
+            .unwrap();
+        assert!(
+            d.allowed,
+            "{algo:?}: allowed at the twin's retry_after ({wait} µs)"
+        );
     }
 }

@@ -131,6 +131,14 @@ impl RateLimiterBuilder {
                 self.name
             )));
         }
+        if let Some(ns) = self.service.namespace().filter(|ns| ns.contains('{')) {
+            return Err(invalid(format!(
+                "rate limiter {:?}: the namespace {ns:?} contains '{{', which would make it the \
+                 hash tag and put every id in one cluster slot; use a namespace without braces \
+                 (service.with_namespace(..)) for rate limiters",
+                self.name
+            )));
+        }
         if self.quotas.is_empty() {
             return Err(invalid(format!(
                 "rate limiter {:?} needs at least one quota",
@@ -302,7 +310,6 @@ impl RateLimiter {
             Idempotency::NonIdempotent
         };
         let mut call = ScriptCall::new(algorithm.script())?;
-        let first = keys[0].clone();
         for key in keys {
             call = call.key(key);
         }
@@ -315,13 +322,13 @@ impl RateLimiter {
             call = call.arg(arg.as_str());
         }
         let reply: Vec<i64> = self.service.run_script(&call, idempotency).await?;
-        Decision::from_reply(&reply, &self.inner.quotas, &first)
+        Decision::from_reply(&reply, &self.inner.quotas, call.first_key().unwrap_or(""))
     }
 }
 
 /// Percent-encodes `%`, `{` and `}`: injective, and the result holds no brace,
 /// so `{encoded}` is exactly one hash tag.
-fn encode_id(id: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn encode_id(id: &str) -> std::borrow::Cow<'_, str> {
     if !id.contains(['%', '{', '}']) {
         return id.into();
     }

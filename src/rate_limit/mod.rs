@@ -80,8 +80,10 @@ impl RedisService {
     /// A limiter called `name` that checks ids against one `quota` with
     /// `algorithm`. The name is part of every key (`rl:{name}:{<id>}:…`); it
     /// may be empty and may not contain `{` or `}`. Invalid quotas (a zero or
-    /// too large window, a limit above 10⁹, a burst on an algorithm other
-    /// than GCRA) are rejected here, before any round trip.
+    /// too large window, a limit above 10⁹ — 10⁵ for the sliding log —, a
+    /// burst on an algorithm other than GCRA, a GCRA quota too fine to compute
+    /// exactly) are rejected here, before any round trip. So is a namespace
+    /// containing `{`, which would take the hash tag away from the id.
     ///
     /// ```no_run
     /// # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
@@ -140,7 +142,14 @@ impl RedisService {
         window_seconds: u64,
         sliding: bool,
     ) -> Result<(bool, u64)> {
-        let invalid = |msg: String| Error::validation(msg).with_key(self.key(key));
+        // Errors name the key the check would use (`rl:{<key>}:sl:0`).
+        let code = if sliding { "sl" } else { "fw" };
+        let full = format!(
+            "{}{{{}}}:{code}:0",
+            self.key("rl:"),
+            limiter::encode_id(key)
+        );
+        let invalid = |msg: String| Error::validation(msg).with_key(full.clone());
         let limit = NonZeroU32::new(max_requests)
             .ok_or_else(|| invalid(format!("rate limit for {key:?}: max_requests must be >= 1")))?;
         if window_seconds == 0 {
@@ -154,6 +163,7 @@ impl RedisService {
         } else {
             Algorithm::FixedWindow
         };
+        debug_assert_eq!(algorithm.code(), code);
         let limiter = self
             .rate_limiter("", algorithm, Quota::new(limit, window))
             .map_err(|e| invalid(format!("rate limit for {key:?}: {}", e.message())))?;

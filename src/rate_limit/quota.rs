@@ -9,8 +9,13 @@ use crate::error::{Error, Result};
 pub(crate) const MAX_LIMIT: u32 = 1_000_000_000;
 /// The longest window the scripts accept, in milliseconds (about 104 days).
 pub(crate) const MAX_WINDOW_MS: u64 = 9_000_000_000;
-/// GCRA: `burst × window_ms` must stay below this (exact integer math in Lua).
-pub(crate) const MAX_GCRA_SPAN: u64 = 4_000_000_000_000;
+/// The largest limit of a [`Algorithm::SlidingLog`] quota: the log holds one
+/// entry per counted unit, so this bounds both its memory (≈ 11 MB per id)
+/// and the work of one check (at most this many `ZADD` members).
+pub(crate) const MAX_LOG_LIMIT: u32 = 100_000;
+/// GCRA: `burst × window_us / gcd(limit, window_us)` (the tolerance in the
+/// script's units) must stay below this, so its integer math is exact in Lua.
+pub(crate) const MAX_GCRA_SPAN: u128 = 4_000_000_000_000_000;
 
 /// How requests are counted. Each one is a Lua script in `lua/rl_*.lua`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,8 +23,8 @@ pub(crate) const MAX_GCRA_SPAN: u64 = 4_000_000_000_000;
 pub enum Algorithm {
     /// Sliding-window log (a sorted set of request times): exactly at most
     /// `limit` in any `window`. Memory grows with the limit (one entry per
-    /// counted unit). `retry_after` is the moment the oldest entry that
-    /// blocks leaves the window.
+    /// counted unit), so its limit is at most 100,000. `retry_after` is the
+    /// moment the oldest entry that blocks leaves the window.
     SlidingLog,
     /// Fixed window (a counter): a window opens at the first request after
     /// the previous one ended and lasts `window`; at most `limit` in it.
@@ -174,13 +179,26 @@ impl Quota {
                 self.limit
             )));
         }
+        if algorithm == Algorithm::SlidingLog && self.limit.get() > MAX_LOG_LIMIT {
+            return Err(Error::validation(format!(
+                "a sliding log keeps one entry per request: its limit must be at most \
+                 {MAX_LOG_LIMIT}, got {} (use Algorithm::SlidingWindow or Algorithm::Gcra, O(1))",
+                self.limit
+            )));
+        }
         match (algorithm, self.burst) {
             (Algorithm::Gcra, _) => {
                 let burst = self.burst();
-                if burst.get() > MAX_LIMIT || u64::from(burst.get()) * ms > MAX_GCRA_SPAN {
+                let window_us = u128::from(ms) * 1000;
+                let g = gcd(window_us, u128::from(self.limit.get()));
+                if burst.get() > MAX_LIMIT
+                    || u128::from(burst.get()) * (window_us / g) > MAX_GCRA_SPAN
+                {
                     return Err(Error::validation(format!(
-                        "GCRA burst {burst} with a {ms} ms window is too large \
-                         (burst <= {MAX_LIMIT}, burst × window_ms <= {MAX_GCRA_SPAN})"
+                        "GCRA burst {burst} for {} per {ms} ms cannot be computed exactly \
+                         (burst <= {MAX_LIMIT}, burst × window_us / gcd(limit, window_us) <= 4e15; \
+                         a rounder limit or window helps)",
+                        self.limit
                     )));
                 }
             }
@@ -193,4 +211,11 @@ impl Quota {
         }
         Ok(ms)
     }
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b > 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }

@@ -61,35 +61,112 @@ async fn keys_carry_the_namespace_and_the_id_as_hash_tag() {
 async fn cluster_ids_spread_over_primaries_and_are_limited_exactly() {
     let cluster = support::shared_cluster().await;
     let svc = service(true).await;
-    let l = limiter(&svc, Algorithm::SlidingLog, 5, Duration::from_secs(600));
-    let ids: Vec<String> = (0..40)
-        .map(|i| format!("user:{i}"))
-        .chain(["{x}:y}".into(), "}{".into()])
-        .collect();
-    let mut primaries = std::collections::BTreeSet::new();
-    for id in &ids {
-        let keys = l.keys(id).unwrap();
-        let slots: std::collections::BTreeSet<u16> =
-            keys.iter().map(|k| keys::slot(k.as_bytes())).collect();
-        assert_eq!(slots.len(), 1, "{id}: one slot for all of one id's keys");
-        let server_slot: u16 = raw(&svc, redis::cmd("CLUSTER").arg("KEYSLOT").arg(&keys[0])).await;
-        assert_eq!(Some(&server_slot), slots.first());
-        primaries.insert(cluster.primary_of_key(&keys[0]));
-    }
-    assert_eq!(primaries.len(), 3, "ids land on every primary");
-    let mut tasks = tokio::task::JoinSet::new();
-    for round in 0..8 {
+    for algo in Algorithm::ALL {
+        let l = limiter(&svc, algo, 5, Duration::from_secs(600));
+        let ids: Vec<String> = (0..40)
+            .map(|i| format!("user:{i}"))
+            .chain(["{x}:y}".into(), "}{".into()])
+            .collect();
+        let mut primaries = std::collections::BTreeSet::new();
         for id in &ids {
-            let (l, id) = (l.clone(), id.clone());
-            tasks.spawn(async move { (id.clone(), round, l.check(&id).await.unwrap().allowed) });
+            let keys = l.keys(id).unwrap();
+            let slots: std::collections::BTreeSet<u16> =
+                keys.iter().map(|k| keys::slot(k.as_bytes())).collect();
+            assert_eq!(slots.len(), 1, "{id}: one slot for all of one id's keys");
+            let server_slot: u16 =
+                raw(&svc, redis::cmd("CLUSTER").arg("KEYSLOT").arg(&keys[0])).await;
+            assert_eq!(Some(&server_slot), slots.first());
+            primaries.insert(cluster.primary_of_key(&keys[0]));
         }
+        assert_eq!(primaries.len(), 3, "{algo:?}: ids land on every primary");
+        let mut tasks = tokio::task::JoinSet::new();
+        for round in 0..8 {
+            for id in &ids {
+                let (l, id) = (l.clone(), id.clone());
+                tasks
+                    .spawn(async move { (id.clone(), round, l.check(&id).await.unwrap().allowed) });
+            }
+        }
+        let mut per_id = std::collections::HashMap::new();
+        while let Some(r) = tasks.join_next().await {
+            let (id, _, ok) = r.unwrap();
+            *per_id.entry(id).or_insert(0) += u32::from(ok);
+        }
+        assert_eq!(per_id.len(), ids.len());
+        assert!(per_id.values().all(|&n| n == 5), "{algo:?}: {per_id:?}");
     }
-    let mut per_id = std::collections::HashMap::new();
-    while let Some(r) = tasks.join_next().await {
-        let (id, _, ok) = r.unwrap();
-        *per_id.entry(id).or_insert(0) += u32::from(ok);
+}
+
+#[tokio::test]
+async fn large_quotas_are_exact() {
+    let svc = service(false).await;
+    let at = |t: u64| CheckOptions::new().at(BASE_US + t);
+    // GCRA, 50,000 per day (one per 1.728 s) with a burst of 3.
+    let day = Quota::new(nz(50_000), Duration::from_secs(86_400)).with_burst(nz(3));
+    let l = svc.rate_limiter("day", Algorithm::Gcra, day).unwrap();
+    for left in [2, 1, 0] {
+        let d = l.check_with("u", at(0)).await.unwrap();
+        assert_eq!((d.allowed, d.remaining), (true, left));
     }
-    assert!(per_id.values().all(|&n| n == 5), "{per_id:?}");
+    let d = l.check_with("u", at(0)).await.unwrap();
+    assert_eq!(
+        (d.allowed, d.retry_after),
+        (false, Some(Duration::from_millis(1728)))
+    );
+    assert!(!l.check_with("u", at(1_727_999)).await.unwrap().allowed);
+    let d = l.check_with("u", at(1_728_000)).await.unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0));
+    assert_eq!(d.reset_after, Duration::from_millis(3 * 1728));
+
+    // GCRA, 1.2 M per hour (one per 3 ms), the whole burst in one call.
+    let hour = Quota::per_hour(nz(1_200_000));
+    let l = svc.rate_limiter("hour", Algorithm::Gcra, hour).unwrap();
+    let d = l.check_with("u", at(0).cost(1_200_000)).await.unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0));
+    assert_eq!(d.reset_after, Duration::from_secs(3600));
+    assert!(!l.check_with("u", at(2_999)).await.unwrap().allowed);
+    let d = l.check_with("u", at(3_000)).await.unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0));
+
+    // The largest sliding log, filled by one call.
+    let l = svc
+        .rate_limiter("log", Algorithm::SlidingLog, Quota::per_hour(nz(100_000)))
+        .unwrap();
+    let started = Instant::now();
+    let d = l.check_n("u", 100_000).await.unwrap();
+    eprintln!(
+        "one sliding-log check of cost 100,000: {:?}",
+        started.elapsed()
+    );
+    assert_eq!((d.allowed, d.remaining), (true, 0));
+    let n: u64 = raw(&svc, redis::cmd("ZCARD").arg(&l.keys("u").unwrap()[0])).await;
+    assert_eq!(n, 100_000);
+    assert!(!l.check("u").await.unwrap().allowed);
+    assert!(l.reset("u").await.unwrap());
+}
+
+/// 14 per 2 s with a burst of 7: the emission interval is 1e6 / 7 µs (a
+/// fraction the script keeps exactly). Under a steady overload the k-th unit
+/// after the burst passes at exactly ceil(k × 1e6 / 7) µs and not 1 µs
+/// earlier: a lost fraction would drift by a microsecond every 7 units.
+#[tokio::test]
+async fn gcra_spacing_is_exact_to_the_microsecond() {
+    let svc = service(false).await;
+    let q = Quota::new(nz(14), Duration::from_secs(2)).with_burst(nz(7));
+    let l = svc.rate_limiter("frac", Algorithm::Gcra, q).unwrap();
+    let at = |t: u64| CheckOptions::new().at(BASE_US + t);
+    assert!(l.check_with("u", at(0).cost(7)).await.unwrap().allowed);
+    for k in 1..=300u64 {
+        let due = (k * 1_000_000).div_ceil(7);
+        let early = l.peek_with("u", at(due - 1)).await.unwrap();
+        assert!(
+            !early.allowed,
+            "unit {k} passed at {} µs, before {due}",
+            due - 1
+        );
+        let d = l.check_with("u", at(due)).await.unwrap();
+        assert!(d.allowed, "unit {k} refused at {due} µs");
+    }
 }
 
 #[tokio::test]
@@ -99,9 +176,10 @@ async fn bad_input_is_rejected_before_any_round_trip() {
     let check = |r: redis_atomics::Result<(bool, u64)>, what: &str| {
         let e = r.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation, "{what}: {e}");
+        let key = e.key().unwrap();
         assert!(
-            e.key().unwrap().contains("ip:1"),
-            "{what}: names the key: {e}"
+            key.starts_with(&format!("{ns}:rl:{{ip:1}}:")) && key.ends_with(":0"),
+            "{what}: names the key the check uses: {e}"
         );
     };
     check(svc.check_rate_limit("ip:1", 0, 60, true).await, "limit 0");
@@ -110,6 +188,20 @@ async fn bad_input_is_rejected_before_any_round_trip() {
         svc.check_rate_limit("ip:1", 5, 10_000_000, true).await,
         "window too large",
     );
+    check(
+        svc.check_rate_limit("ip:1", 200_000, 60, true).await,
+        "sliding log limit too large",
+    );
+    let braced = svc.with_namespace(format!("{{{ns}}}"));
+    let e = braced
+        .rate_limiter("b", Algorithm::Gcra, Quota::per_second(nz(1)))
+        .unwrap_err();
+    assert!(e.to_string().contains("one cluster slot"), "{e}");
+    let e = braced
+        .check_rate_limit("ip:1", 5, 60, false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
     let e = svc.check_rate_limit("", 5, 60, true).await.unwrap_err();
     assert!(e.to_string().contains("id is empty"), "{e}");
 
@@ -141,9 +233,15 @@ async fn bad_input_is_rejected_before_any_round_trip() {
             "burst only applies",
         ),
         (
+            // 999,983 is prime: no common factor with a day in µs.
             Algorithm::Gcra,
-            Quota::per_hour(nz(5)).with_burst(nz(2_000_000)),
-            "too large",
+            Quota::new(nz(999_983), Duration::from_secs(86_400)),
+            "computed exactly",
+        ),
+        (
+            Algorithm::SlidingLog,
+            Quota::per_hour(nz(100_001)),
+            "at most 100000",
         ),
     ] {
         let e = build(algo, q);
@@ -202,7 +300,8 @@ async fn bad_input_is_rejected_before_any_round_trip() {
 
 #[tokio::test]
 async fn script_examples_run_under_redis_cli() {
-    let server = support::shared_server().await;
+    // Its own server: the Example lines use fixed, unprefixed keys.
+    let server = support::RedisServer::start();
     for algo in Algorithm::ALL {
         let script = redis_atomics::scripts::get(algo.script()).unwrap();
         let example = script.example().unwrap();
