@@ -383,6 +383,10 @@ where
     T: Serialize + DeserializeOwned,
     F: Future<Output = Result<T, E>>,
 {
+    // With the breaker open nothing else in a call awaits: without this, a
+    // loop of calls whose function does not await either would never give
+    // the worker back. It yields only when the task's coop budget is spent.
+    tokio::task::coop::consume_budget().await;
     let state = service.compute_state();
     state.bump(Stat::Degraded);
     state.bump(Stat::Computation);

@@ -246,6 +246,50 @@ async fn breaker_open_calls_still_share_one_computation() {
     assert_eq!(svc.cache_stats().coalesced, 49);
 }
 
+/// While the breaker is open a call awaits nothing on the network; a tight
+/// loop of such calls (with a function that does not await either) must
+/// still let other tasks of a single-threaded runtime run.
+#[tokio::test]
+async fn breaker_open_calls_let_other_tasks_run() {
+    let mut server = support::RedisServer::start();
+    let config = RedisConfig::builder()
+        .url(server.url())
+        .retry_count(0)
+        .circuit_breaker(
+            CircuitBreakerOptions::new()
+                .failure_threshold(1)
+                .cool_down(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    let svc = RedisService::connect(config).await.unwrap();
+    server.stop();
+    let opts = ComputeOptions::new();
+    let _: u32 = svc
+        .get_or_compute("open", async { 1 }, opts.clone())
+        .await
+        .unwrap();
+    assert_eq!(svc.circuit_state(), CircuitState::Open);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let other = ran.clone();
+    tokio::spawn(async move { other.store(1, Ordering::SeqCst) });
+    let mut calls = 0u32;
+    while ran.load(Ordering::SeqCst) == 0 && calls < 100_000 {
+        let v: u32 = svc
+            .get_or_compute("spin", async move { calls }, opts.clone())
+            .await
+            .unwrap();
+        assert_eq!(v, calls);
+        calls += 1;
+    }
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "no other task ran in {calls} calls"
+    );
+    assert!(calls <= 1_000, "the other task waited {calls} calls");
+}
+
 /// Keys with braces but no hash tag (`a}b`, `{b`, `x{}y`): the lock and the
 /// compute-time key must still share the value's slot, or a cluster refuses
 /// the script with CROSSSLOT.
