@@ -195,11 +195,10 @@ async fn max_wait_bounds_the_wait_for_a_hung_holder() {
     hung.abort();
 }
 
-/// While the breaker is open, concurrent calls of one key in a process
-/// still share one computation (the database behind it is not stampeded
-/// because Redis is down).
-#[tokio::test]
-async fn breaker_open_calls_still_share_one_computation() {
+/// A service whose own server is stopped and whose breaker is open (one
+/// failure opens it, for an hour); the first call's value came from the
+/// function.
+async fn open_breaker() -> (support::RedisServer, RedisService) {
     let mut server = support::RedisServer::start();
     let config = RedisConfig::builder()
         .url(server.url())
@@ -219,6 +218,15 @@ async fn breaker_open_calls_still_share_one_computation() {
         .unwrap();
     assert_eq!(v, 1);
     assert_eq!(svc.circuit_state(), CircuitState::Open);
+    (server, svc)
+}
+
+/// While the breaker is open, concurrent calls of one key in a process
+/// still share one computation (the database behind it is not stampeded
+/// because Redis is down).
+#[tokio::test]
+async fn breaker_open_calls_still_share_one_computation() {
+    let (_server, svc) = open_breaker().await;
     let computations = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(tokio::sync::Barrier::new(50));
     let mut tasks = Vec::new();
@@ -251,25 +259,8 @@ async fn breaker_open_calls_still_share_one_computation() {
 /// still let other tasks of a single-threaded runtime run.
 #[tokio::test]
 async fn breaker_open_calls_let_other_tasks_run() {
-    let mut server = support::RedisServer::start();
-    let config = RedisConfig::builder()
-        .url(server.url())
-        .retry_count(0)
-        .circuit_breaker(
-            CircuitBreakerOptions::new()
-                .failure_threshold(1)
-                .cool_down(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
-    server.stop();
+    let (_server, svc) = open_breaker().await;
     let opts = ComputeOptions::new();
-    let _: u32 = svc
-        .get_or_compute("open", async { 1 }, opts.clone())
-        .await
-        .unwrap();
-    assert_eq!(svc.circuit_state(), CircuitState::Open);
     let ran = Arc::new(AtomicUsize::new(0));
     let other = ran.clone();
     tokio::spawn(async move { other.store(1, Ordering::SeqCst) });
