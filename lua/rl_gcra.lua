@@ -8,8 +8,8 @@
 -- Emission interval T = window / limit, tolerance = burst * T: from a full state `burst` units
 -- pass at once, then one per T. TAT is kept exactly (us plus a remainder over `limit`), so
 -- e.g. 7 per second is exactly 7 per second. The math runs in units of 1/L us, L = limit / g,
--- g = gcd(limit, window_us), and needs burst * window_us / g <= 4e15 (50,000 per day: 8.6e10). With D = max(TAT, now) - now, a cost is allowed iff
--- D + cost * T <= tolerance for EVERY limit; only then is TAT advanced (in all). Denied, peek and
+-- g = gcd(limit, window_us), and needs burst * window_us / g <= 4e15 (50,000 per day: 8.6e10).
+-- With D = max(TAT, now) - now, a cost is allowed iff D + cost * T <= tolerance for EVERY limit; only then is TAT advanced (in all). Denied, peek and
 -- cost-0 calls write nothing. remaining: units that would fit, AFTER this request if allowed, NOW
 -- if denied. retry_after_ms: 0 if that limit fits, else ms until it does (rounded up), -1 if
 -- cost > burst ("never"). reset_after_ms: until TAT <= now (full burst again); the key's PTTL.
@@ -51,10 +51,11 @@ local lim, win, bur, scale, span = {}, {}, {}, {}, 0
 for i = 1, n do
   local l, wms, b = int(ARGV[2 + PER * i], 1, 1e9), int(ARGV[3 + PER * i], 1, 9e9), int(ARGV[4 + PER * i], 1, 1e9)
   local g = l and wms and gcd(wms * 1000, l)
-  if not b or not g or b * (wms * 1000 / g) > 4e15 then
+  local T = g and wms * 1000 / g
+  if not b or not T or b * T > 4e15 then
     return fail('limit ' .. i .. ': limit 1..1e9, window_ms 1..9e9, burst 1..1e9, burst * window_us / gcd(limit, window_us) <= 4e15')
   end
-  lim[i], win[i], bur[i], scale[i] = l / g, wms * 1000 / g, b, g
+  lim[i], win[i], bur[i], scale[i] = l / g, T, b, g
   span = math.max(span, wms, cdiv(b * win[i], lim[i] * 1000))
 end
 

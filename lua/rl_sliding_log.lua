@@ -6,8 +6,8 @@
 -- Example  redis-cli --eval lua/rl_sliding_log.lua rl:{user:1}:sl:0 rl:{user:1}:sl:1 rl:{user:1}:req , 0 1 "" check 10 1000 1000 3600000
 --
 -- A request counts in a limit while now - t < window. The log holds one entry per counted unit,
--- so a limit is at most 1e5 (bounding memory and the ZADDs of one call). Allowed iff count + cost <= limit for EVERY
--- limit; only then is it recorded (in all of them). Denied, peek and cost-0 calls write nothing.
+-- so a limit is at most 1e5 (bounding memory and the ZADDs of one call). Allowed iff
+-- count + cost <= limit for EVERY limit; only then is it recorded (in all of them). Denied, peek and cost-0 calls write nothing.
 -- remaining: left AFTER this request if allowed, left NOW if denied. retry_after_ms: 0 if that
 -- limit fits, else ms until it does (rounded up), -1 if cost > limit ("never"). reset_after_ms:
 -- until that limit's log is empty (as if the cost were recorded, when allowed). denied_by: the

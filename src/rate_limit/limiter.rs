@@ -264,12 +264,7 @@ impl RateLimiter {
             ))
             .with_key(format!("{}{{}}", self.inner.prefix)));
         }
-        let base = format!(
-            "{}{{{}}}:{}:",
-            self.inner.prefix,
-            encode_id(id),
-            self.inner.algorithm.code()
-        );
+        let base = id_base(&self.inner.prefix, self.inner.algorithm, id);
         let mut keys: Vec<String> = (0..self.inner.quotas.len())
             .map(|i| format!("{base}{i}"))
             .collect();
@@ -326,9 +321,14 @@ impl RateLimiter {
     }
 }
 
+/// `{prefix}{<encoded id>}:<algo>:`, the start of every key of one id.
+pub(super) fn id_base(prefix: &str, algorithm: Algorithm, id: &str) -> String {
+    format!("{prefix}{{{}}}:{}:", encode_id(id), algorithm.code())
+}
+
 /// Percent-encodes `%`, `{` and `}`: injective, and the result holds no brace,
 /// so `{encoded}` is exactly one hash tag.
-pub(super) fn encode_id(id: &str) -> std::borrow::Cow<'_, str> {
+fn encode_id(id: &str) -> std::borrow::Cow<'_, str> {
     if !id.contains(['%', '{', '}']) {
         return id.into();
     }

@@ -142,14 +142,16 @@ impl RedisService {
         window_seconds: u64,
         sliding: bool,
     ) -> Result<(bool, u64)> {
+        let algorithm = if sliding {
+            Algorithm::SlidingLog
+        } else {
+            Algorithm::FixedWindow
+        };
         // Errors name the key the check would use (`rl:{<key>}:sl:0`).
-        let code = if sliding { "sl" } else { "fw" };
-        let full = format!(
-            "{}{{{}}}:{code}:0",
-            self.key("rl:"),
-            limiter::encode_id(key)
-        );
-        let invalid = |msg: String| Error::validation(msg).with_key(full.clone());
+        let invalid = |msg: String| {
+            let base = limiter::id_base(&self.key("rl:"), algorithm, key);
+            Error::validation(msg).with_key(format!("{base}0"))
+        };
         let limit = NonZeroU32::new(max_requests)
             .ok_or_else(|| invalid(format!("rate limit for {key:?}: max_requests must be >= 1")))?;
         if window_seconds == 0 {
@@ -158,12 +160,6 @@ impl RedisService {
             )));
         }
         let window = Duration::from_secs(window_seconds);
-        let algorithm = if sliding {
-            Algorithm::SlidingLog
-        } else {
-            Algorithm::FixedWindow
-        };
-        debug_assert_eq!(algorithm.code(), code);
         let limiter = self
             .rate_limiter("", algorithm, Quota::new(limit, window))
             .map_err(|e| invalid(format!("rate limit for {key:?}: {}", e.message())))?;

@@ -61,12 +61,12 @@ async fn keys_carry_the_namespace_and_the_id_as_hash_tag() {
 async fn cluster_ids_spread_over_primaries_and_are_limited_exactly() {
     let cluster = support::shared_cluster().await;
     let svc = service(true).await;
+    let ids: Vec<String> = (0..40)
+        .map(|i| format!("user:{i}"))
+        .chain(["{x}:y}".into(), "}{".into()])
+        .collect();
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 5, Duration::from_secs(600));
-        let ids: Vec<String> = (0..40)
-            .map(|i| format!("user:{i}"))
-            .chain(["{x}:y}".into(), "}{".into()])
-            .collect();
         let mut primaries = std::collections::BTreeSet::new();
         for id in &ids {
             let keys = l.keys(id).unwrap();
