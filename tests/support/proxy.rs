@@ -19,6 +19,8 @@ const POLL: Duration = Duration::from_millis(20);
 struct Switches {
     delay_ms: AtomicU64,
     blackhole: AtomicBool,
+    /// Requests reach the server, replies are thrown away.
+    drop_replies: AtomicBool,
     refuse: AtomicBool,
     stopped: AtomicBool,
     /// Bumped by `reset_all`; a pump whose generation is older resets.
@@ -87,6 +89,13 @@ impl FaultProxy {
         self.switches.blackhole.store(on, Ordering::SeqCst);
     }
 
+    /// While on, requests reach the server (which runs them) but their
+    /// replies are thrown away: a lost reply after execution. Combine with
+    /// [`reset_all`](Self::reset_all) to make the client see it at once.
+    pub fn set_drop_replies(&self, on: bool) {
+        self.switches.drop_replies.store(on, Ordering::SeqCst);
+    }
+
     /// While on, new connections are accepted and closed at once.
     pub fn set_refuse(&self, on: bool) {
         self.switches.refuse.store(on, Ordering::SeqCst);
@@ -106,6 +115,7 @@ impl FaultProxy {
     pub fn heal(&self) {
         self.set_delay(Duration::ZERO);
         self.set_blackhole(false);
+        self.set_drop_replies(false);
         self.set_refuse(false);
     }
 
@@ -167,14 +177,14 @@ fn accept_loop(
         }
         switches.open.fetch_add(1, Ordering::SeqCst);
         let done = Arc::new(AtomicUsize::new(0));
-        for (from, to) in [(&client, &server), (&server, &client)] {
+        for (from, to, replies) in [(&client, &server, false), (&server, &client, true)] {
             let (Ok(from), Ok(to)) = (from.try_clone(), to.try_clone()) else {
                 continue;
             };
             let switches = Arc::clone(&switches);
             let done = Arc::clone(&done);
             thread::spawn(move || {
-                pump(from, to, &switches, generation);
+                pump(from, to, &switches, generation, replies);
                 if done.fetch_add(1, Ordering::SeqCst) == 1 {
                     switches.open.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -183,8 +193,15 @@ fn accept_loop(
     }
 }
 
-/// Copies `from` → `to` until either side closes or a reset is ordered.
-fn pump(mut from: TcpStream, mut to: TcpStream, switches: &Switches, generation: u64) {
+/// Copies `from` → `to` until either side closes or a reset is ordered;
+/// `replies` is the server → client direction.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    switches: &Switches,
+    generation: u64,
+    replies: bool,
+) {
     let _ = from.set_read_timeout(Some(POLL));
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -201,7 +218,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, switches: &Switches, generation:
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(_) => break,
         };
-        if switches.blackhole.load(Ordering::SeqCst) {
+        if switches.blackhole.load(Ordering::SeqCst)
+            || (replies && switches.drop_replies.load(Ordering::SeqCst))
+        {
             continue;
         }
         let delay = switches.delay_ms.load(Ordering::SeqCst);
