@@ -1,19 +1,23 @@
--- get_or_lock.lua: read a cached value, or take its compute lock, or say how long to wait.
--- KEYS[1]  value key  KEYS[2] lock key (same slot)  KEYS[3] optional: compute-time key (same slot)
--- ARGV[1]  lock token (random, non-empty)  ARGV[2] lock ttl ms (integer > 0)
--- Returns  {"hit", value, value_pttl_ms | -1, delta_ms | 0} | {"compute", "", lock_pttl_ms} | {"wait", "", lock_pttl_ms}
--- Example  redis-cli --eval lua/get_or_lock.lua cache:{user:1} cache:{user:1}:lock , tok-1 5000
+-- get_or_lock.lua: read a cached value, or take its compute lease, or say who holds it.
+-- KEYS[1]  value key  KEYS[2] lease (lock) key, same slot  KEYS[3] optional: compute-time key, same slot
+-- ARGV[1]  lease token ("ra:lease:" + random hex)  ARGV[2] lease ttl ms (integer > 0, ≤ 15 digits)
+-- Returns  {"hit", value, value_pttl_ms | -1, delta_ms | 0} | {"compute", "", lease_pttl_ms} | {"wait", "", lease_pttl_ms} | {"foreign", "", pttl}
+-- Example  redis-cli --eval lua/get_or_lock.lua cache:{user:1} cache:{user:1}:lock , ra:lease:0f1e 5000
 
--- "hit" carries the value's PTTL and, when KEYS[3] is given, the last
--- measured compute time (ms), so the client can refresh early (XFetch); to
--- do so it takes the lock with SET lock token NX PX ttl.
--- A lock already held by this token answers "compute" again (idempotent retry).
+-- "compute": the caller now holds the lease (or already held it: an
+-- idempotent retry). Only a holder whose lease is still valid may store
+-- (set_and_unlock.lua); invalidation deletes the lease, which revokes it.
+-- "wait": another holder computes. "foreign": the lease key holds a value
+-- the library did not write (a user key of that name); it is never changed.
+-- "hit" carries the value's PTTL and, with KEYS[3], the last measured
+-- compute time (ms), so the client can refresh early (XFetch).
 local token, ttl = ARGV[1], ARGV[2]
-if not token or token == '' then
-  return redis.error_reply('ERR get_or_lock: token must be non-empty')
+local prefix = 'ra:lease:'
+if not (token and token:sub(1, #prefix) == prefix and #token > #prefix) then
+  return redis.error_reply('ERR get_or_lock: token must start with ' .. prefix)
 end
 if not (ttl and #ttl <= 15 and ttl:match('^[1-9]%d*$')) then
-  return redis.error_reply('ERR get_or_lock: ttl must be an integer of ms > 0')
+  return redis.error_reply('ERR get_or_lock: ttl must be an integer of ms from 1 to 999999999999999, got ' .. tostring(ttl))
 end
 local value = redis.call('GET', KEYS[1])
 if value then
@@ -26,12 +30,12 @@ end
 if redis.call('SET', KEYS[2], token, 'NX', 'PX', ttl) then
   return {'compute', '', tonumber(ttl)}
 end
+local held = redis.pcall('GET', KEYS[2])
 local pttl = redis.call('PTTL', KEYS[2])
-if pttl < 0 then -- a lock without TTL would block forever: repair it
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  pttl = tonumber(ttl)
-end
-if redis.call('GET', KEYS[2]) == token then
+if held == token then
   return {'compute', '', pttl}
+end
+if type(held) ~= 'string' or held:sub(1, #prefix) ~= prefix then
+  return {'foreign', '', pttl}
 end
 return {'wait', '', pttl}

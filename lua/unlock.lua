@@ -2,8 +2,8 @@
 -- KEYS[1]  lock key
 -- ARGV[1]  lock token
 -- Returns  1 if deleted, 0 if absent or held by another token
--- Example  redis-cli --eval lua/unlock.lua cache:{user:1}:lock , tok-1
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+-- Example  redis-cli --eval lua/unlock.lua cache:{user:1}:lock , ra:lease:0f1e
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0

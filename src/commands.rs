@@ -7,7 +7,8 @@ use redis::{FromRedisValue, ToRedisArgs};
 
 use crate::error::{Error, Result};
 use crate::retry::Idempotency;
-use crate::service::RedisService;
+use crate::keys;
+use crate::service::{RedisService, ScriptCall};
 
 /// Options of a write: expiry and condition.
 ///
@@ -91,13 +92,24 @@ impl SetOptions {
     }
 }
 
-/// A TTL in whole milliseconds (rounded up); zero is rejected.
+/// The longest expiry the library accepts, in milliseconds: 15 digits
+/// (about 31,700 years), the bound every script checks too. Every TTL is
+/// checked against it before any round trip.
+pub const MAX_TTL_MS: u64 = 999_999_999_999_999;
+
+/// A TTL in whole milliseconds (rounded up); zero and more than
+/// [`MAX_TTL_MS`] are rejected, with an error that names the bound.
 pub(crate) fn ttl_millis(ttl: Duration) -> Result<u64> {
     if ttl.is_zero() {
         return Err(Error::validation("an expiry must be greater than zero"));
     }
     let ms = ttl.as_nanos().div_ceil(1_000_000);
-    u64::try_from(ms).map_err(|_| Error::validation("an expiry is too large"))
+    match u64::try_from(ms) {
+        Ok(ms) if ms <= MAX_TTL_MS => Ok(ms),
+        _ => Err(Error::validation(format!(
+            "an expiry of {ms} ms is more than the maximum of {MAX_TTL_MS} ms (MAX_TTL_MS)"
+        ))),
+    }
 }
 
 /// The time to live of a key.
@@ -124,6 +136,10 @@ impl RedisService {
 
     /// `SET key value [PX ms] [NX|XX]`: `true` when written, `false` when nx/xx
     /// prevented it. nx with xx is rejected before any round trip.
+    ///
+    /// A write also revokes the key's compute lease (`set_value.lua`, one
+    /// round trip): once it returns, no `get_or_compute` of this key that
+    /// started before it can store over the value.
     pub async fn set<V: ToRedisArgs + Sync>(
         &self,
         key: &str,
@@ -132,31 +148,32 @@ impl RedisService {
     ) -> Result<bool> {
         let key = self.key(key);
         options.validate().map_err(|e| e.with_key(&key))?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(value);
-        options.apply(&mut cmd)?;
-        let reply: Option<String> = self
-            .query("set", Some(&key), options.idempotency(), &cmd)
-            .await?;
+        let mut args = redis::Cmd::new();
+        args.arg(value);
+        options.apply(&mut args)?;
+        let mut call = ScriptCall::new("set_value")?
+            .key(key.as_str())
+            .key(keys::lock_key(&key));
+        for arg in args.args_iter() {
+            if let redis::Arg::Simple(bytes) = arg {
+                call = call.arg(bytes);
+            }
+        }
+        let reply: Option<String> = self.run_script(&call, options.idempotency()).await?;
         Ok(reply.is_some())
     }
 
-    /// Deletes keys (`UNLINK`, freed in the background); returns how many existed.
-    /// On a cluster, keys are grouped by slot.
+    /// Deletes keys; returns how many existed. On a cluster, keys are
+    /// grouped by slot.
+    ///
+    /// Each key's compute lease is revoked with it (`invalidate.lua`): once
+    /// this returns, no `get_or_compute` of these keys that started before
+    /// it can store its value.
     pub async fn delete<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
         let full: Vec<String> = keys.iter().map(|k| self.key(k.as_ref())).collect();
         let mut removed = 0;
         for group in self.slot_groups(&full) {
-            let cmd = redis::cmd("UNLINK").arg(&group).clone();
-            let n: u64 = self
-                .query(
-                    "delete",
-                    group.first().map(String::as_str),
-                    Idempotency::Idempotent,
-                    &cmd,
-                )
-                .await?;
-            removed += n;
+            removed += crate::compute::invalidate_keys(self, &group).await?;
         }
         Ok(removed)
     }

@@ -67,45 +67,85 @@ fn crc16_xmodem(data: &[u8]) -> u16 {
     crc
 }
 
-/// The lock key of a value key, in the same slot: `KEY:lock` when the key has
-/// a hash tag, else `{KEY}:lock` (see [`companion_key`] for keys with stray
-/// braces).
+/// The lock key of a value key, in the same slot and under the same prefix:
+/// `KEY:lock` when the key has a hash tag, else `KEY:lock{T}` with `T` a
+/// short tag of the key's own slot (see [`companion_key`]).
 ///
 /// ```
 /// use redis_atomics::keys::{lock_key, slot};
 /// assert_eq!(lock_key("cache:{user:1}"), "cache:{user:1}:lock");
-/// assert_eq!(lock_key("cache:user:1"), "{cache:user:1}:lock");
-/// assert_eq!(slot(lock_key("cache:user:1").as_bytes()), slot(b"cache:user:1"));
+/// let lock = lock_key("app:user:1");
+/// assert!(lock.starts_with("app:user:1:lock{"));
+/// assert_eq!(slot(lock.as_bytes()), slot(b"app:user:1"));
 /// assert_eq!(slot(lock_key("a}b").as_bytes()), slot(b"a}b"));
 /// ```
 pub fn lock_key(key: &str) -> String {
     companion_key(key, "lock")
 }
 
-/// A key that belongs to `key` (its lock, its compute time) and lives in the
-/// same cluster slot, so one script can touch both:
+/// The suffixes of companion keys the library writes next to a value key
+/// (`KEY:lock…`, `KEY:xf…`). A key of yours named like one is never changed
+/// or deleted by the compute paths, but `invalidate_all` removes every key
+/// under a cached function's prefix.
+pub const RESERVED_SUFFIXES: &[&str] = &["lock", "xf"];
+
+/// A key that belongs to `key` (its lock, its compute time): it starts with
+/// `key` (so an ACL pattern `~ns:*` and a `SCAN MATCH key*` cover it) and
+/// lives in the same cluster slot, so one script can touch both:
 ///
 /// * `key` has a hash tag → `KEY:SUFFIX` (the tag stays the first one);
-/// * `key` has no brace → `{KEY}:SUFFIX` (the whole key becomes the tag);
-/// * `key` has braces but no hash tag (`a}b`, `a{}b`, `{b`) → wrapping it
-///   would change the tag, so the companion is `{T}:SUFFIX:KEY`, where `T` is
-///   a short string that hashes to the key's own slot.
+/// * otherwise → `KEY:SUFFIX{T}`, where `T` is a short tag chosen so that
+///   the companion hashes to the key's slot (from a per-slot table when the
+///   key has no `{`; searched for when stray braces such as `a{}b` or `{b`
+///   decide what is hashed).
 ///
 /// ```
 /// use redis_atomics::keys::{companion_key, slot};
-/// for key in ["plain", "x:{tag}:y", "a}b", "a{}b", "{b", "}{"] {
-///     assert_eq!(slot(companion_key(key, "lock").as_bytes()), slot(key.as_bytes()), "{key}");
+/// for key in ["plain", "x:{tag}:y", "a}b", "a{}b", "{b", "}{", "{}"] {
+///     let companion = companion_key(key, "lock");
+///     assert!(companion.starts_with(key), "{companion}");
+///     assert_eq!(slot(companion.as_bytes()), slot(key.as_bytes()), "{key}");
 /// }
 /// ```
 pub fn companion_key(key: &str, suffix: &str) -> String {
     let bytes = key.as_bytes();
     if hash_tag(bytes).is_some() {
-        format!("{key}:{suffix}")
-    } else if !bytes.iter().any(|&b| b == b'{' || b == b'}') {
-        format!("{{{key}}}:{suffix}")
-    } else {
-        let tag = slot_tag(slot(bytes));
-        format!("{{{tag}}}:{suffix}:{key}")
+        return format!("{key}:{suffix}");
+    }
+    let target = slot(bytes);
+    let base = format!("{key}:{suffix}");
+    if !bytes.contains(&b'{') {
+        // Our `{T}` is the first brace pair: T alone is hashed.
+        return format!("{base}{{{}}}", slot_tag(target));
+    }
+    // Stray braces decide what is hashed; try tags until the slot matches
+    // (about 16,384 candidates on average, each a short CRC).
+    let mut candidate = String::with_capacity(base.len() + 8);
+    for n in 0u32.. {
+        candidate.clear();
+        candidate.push_str(&base);
+        candidate.push('{');
+        push_tag(&mut candidate, n);
+        candidate.push('}');
+        if slot(candidate.as_bytes()) == target {
+            return candidate;
+        }
+    }
+    unreachable!("some tag hashes to every slot")
+}
+
+const TAG_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// Writes the `n`-th tag of the alphabet (bijective base 62).
+fn push_tag(out: &mut String, mut n: u32) {
+    let base = TAG_ALPHABET.len() as u32;
+    loop {
+        out.push(char::from(TAG_ALPHABET[(n % base) as usize]));
+        n /= base;
+        if n == 0 {
+            break;
+        }
+        n -= 1;
     }
 }
 
@@ -113,27 +153,18 @@ pub fn companion_key(key: &str, suffix: &str) -> String {
 fn slot_tag(slot: u16) -> &'static str {
     static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let tags = TAGS.get_or_init(|| {
-        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
         let mut tags = vec![String::new(); 16384];
         let mut missing = tags.len();
-        // 62 + 62² + 62³ candidates cover every slot several times over.
-        'search: for len in 1..=4u32 {
-            for n in 0..ALPHABET.len().pow(len) {
-                let mut rest = n;
-                let candidate: String = (0..len)
-                    .map(|_| {
-                        let c = ALPHABET[rest % ALPHABET.len()] as char;
-                        rest /= ALPHABET.len();
-                        c
-                    })
-                    .collect();
-                let s = usize::from(self::slot(candidate.as_bytes()));
-                if tags[s].is_empty() {
-                    tags[s] = candidate;
-                    missing -= 1;
-                    if missing == 0 {
-                        break 'search;
-                    }
+        let mut candidate = String::new();
+        for n in 0u32.. {
+            candidate.clear();
+            push_tag(&mut candidate, n);
+            let s = usize::from(self::slot(candidate.as_bytes()));
+            if tags[s].is_empty() {
+                tags[s] = candidate.clone();
+                missing -= 1;
+                if missing == 0 {
+                    break;
                 }
             }
         }
@@ -200,24 +231,29 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Encodes one argument value for a cache key: strings as-is, numbers and
 /// booleans as text, `null` as `~`, lists and maps as JSON (maps with sorted
-/// keys), all percent-encoded by [`encode_key_part`]. An encoding longer
-/// than [`MAX_ARG_PART`] bytes becomes `#` + its SHA1 (hex). Within one
-/// argument type the result is injective: `None` and `Some("null")`,
-/// `"a:b"` and `"a%3Ab"` all differ.
+/// keys), all percent-encoded by [`encode_key_part`]. A string that would
+/// read as another JSON type (`"1"`, `"true"`, `"[1]"`, `"{}"`, or one that
+/// starts with `"`) is written as its quoted JSON text instead, so values of
+/// different types never share a key while `user_id=42` and `name=ada` stay
+/// readable. An encoding longer than [`MAX_ARG_PART`] bytes becomes `#` +
+/// its SHA1 (hex).
 ///
 /// ```
 /// use redis_atomics::keys::encode_arg_value;
 /// use serde_json::json;
 /// assert_eq!(encode_arg_value(&json!("a:b")), "a%3Ab");
 /// assert_eq!(encode_arg_value(&json!(42)), "42");
+/// assert_eq!(encode_arg_value(&json!("42")), "%2242%22");
 /// assert_eq!(encode_arg_value(&json!(null)), "~");
 /// assert_eq!(encode_arg_value(&json!([1, "x"])), "%5B1,%22x%22%5D");
+/// assert_ne!(encode_arg_value(&json!(["a"])), encode_arg_value(&json!("[\"a\"]")));
 /// assert!(encode_arg_value(&json!("x".repeat(500))).starts_with('#'));
 /// ```
 pub fn encode_arg_value(value: &serde_json::Value) -> String {
     use serde_json::Value;
     let encoded = match value {
         Value::Null => return "~".to_string(),
+        Value::String(s) if reads_as_other_json(s) => encode_key_part(&value.to_string()),
         Value::String(s) => encode_key_part(s),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
@@ -229,6 +265,15 @@ pub fn encode_arg_value(value: &serde_json::Value) -> String {
     } else {
         encoded
     }
+}
+
+/// Whether a string's plain encoding could equal the encoding of a number,
+/// a boolean, a list, a map or a quoted string.
+fn reads_as_other_json(s: &str) -> bool {
+    s.starts_with(['"', '[', '{'])
+        || s == "true"
+        || s == "false"
+        || serde_json::from_str::<serde_json::Number>(s).is_ok()
 }
 
 /// Builds a cache key `{namespace}:{key_prefix}:{function}:{arg}={value}:…`
@@ -287,7 +332,8 @@ mod tests {
         assert_eq!(slot(b"foo"), 12182);
         assert_eq!(slot(b"bar"), 5061);
         assert_eq!(slot(b"{foo}bar"), 12182);
-        assert_eq!(slot(b"a{}b"), slot(b"a{}b"));
+        assert_eq!(slot(b"a{}b"), 13_694); // python3 binascii.crc_hqx
+        assert_eq!(slot(b"{b"), 6_215);
         assert_eq!(slot(b""), 0);
     }
 
@@ -311,8 +357,47 @@ mod tests {
                 slot(key.as_bytes()),
                 "{key} -> {lock}"
             );
+            assert!(lock.starts_with(key), "{lock}");
             assert!(seen.insert(lock));
         }
+    }
+
+    #[test]
+    fn arg_values_of_different_types_never_collide() {
+        use serde_json::json;
+        let values = [
+            json!(1),
+            json!("1"),
+            json!(1.5),
+            json!("1.5"),
+            json!(-0),
+            json!("-0"),
+            json!(true),
+            json!("true"),
+            json!(null),
+            json!("~"),
+            json!("null"),
+            json!(["a", "b"]),
+            json!("[\"a\",\"b\"]"),
+            json!({"a": 1}),
+            json!("{\"a\":1}"),
+            json!("\"1\""),
+            json!("%221%22"),
+            json!(""),
+            json!("\"\""),
+            json!("01"),
+            json!("1e5"),
+            json!(100000.0),
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for value in values {
+            let encoded = encode_arg_value(&value);
+            if let Some(other) = seen.insert(encoded.clone(), value.clone()) {
+                panic!("{value} and {other} both encode as {encoded}");
+            }
+        }
+        assert_eq!(encode_arg_value(&json!("ada")), "ada");
+        assert_eq!(encode_arg_value(&json!(42)), "42");
     }
 
     #[test]

@@ -13,14 +13,12 @@ pub mod connection;
 pub mod error;
 pub mod json;
 pub mod keys;
-pub(crate) mod lock;
 pub mod model;
 pub mod rate_limit;
 pub mod retry;
 pub mod scripts;
 pub mod search;
 pub mod service;
-pub(crate) mod singleflight;
 pub mod stats;
 pub mod temp;
 

@@ -30,6 +30,21 @@ pub struct CacheStats {
     pub early_refreshes: u64,
     /// Calls served without Redis: it was unreachable or the circuit breaker was open.
     pub degraded: u64,
+    /// Computed values not stored because their lease was revoked (an
+    /// invalidation, a library `set`/`delete` of the key), expired or taken
+    /// over while computing. The caller still got its value.
+    pub revoked: u64,
+    /// Calls that found a key the library did not write where a value's
+    /// lock goes; it is waited on (up to `max_wait`, else `lock_ttl`) and
+    /// never changed.
+    pub foreign_locks: u64,
+    /// Calls that stopped waiting at `max_wait` (or at `lock_ttl` for a
+    /// foreign lock key) and computed without storing.
+    pub wait_timeouts: u64,
+    /// Redis or encoding errors that are not unavailability (WRONGTYPE, a
+    /// script or decode error, …): the cache wrapper's `call` logs them at
+    /// error level, counts them here and returns the function's value.
+    pub errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +56,10 @@ pub(crate) struct Counters {
     coalesced: AtomicU64,
     early_refreshes: AtomicU64,
     degraded: AtomicU64,
+    revoked: AtomicU64,
+    foreign_locks: AtomicU64,
+    wait_timeouts: AtomicU64,
+    errors: AtomicU64,
 }
 
 /// Which counter to bump.
@@ -53,6 +72,10 @@ pub(crate) enum Stat {
     Coalesced,
     EarlyRefresh,
     Degraded,
+    Revoked,
+    ForeignLock,
+    WaitTimeout,
+    Error,
 }
 
 impl Counters {
@@ -65,6 +88,10 @@ impl Counters {
             Stat::Coalesced => &self.coalesced,
             Stat::EarlyRefresh => &self.early_refreshes,
             Stat::Degraded => &self.degraded,
+            Stat::Revoked => &self.revoked,
+            Stat::ForeignLock => &self.foreign_locks,
+            Stat::WaitTimeout => &self.wait_timeouts,
+            Stat::Error => &self.errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -79,6 +106,10 @@ impl Counters {
             coalesced: get(&self.coalesced),
             early_refreshes: get(&self.early_refreshes),
             degraded: get(&self.degraded),
+            revoked: get(&self.revoked),
+            foreign_locks: get(&self.foreign_locks),
+            wait_timeouts: get(&self.wait_timeouts),
+            errors: get(&self.errors),
         }
     }
 }

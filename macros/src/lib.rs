@@ -230,7 +230,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
     };
     let body = &func.block;
     let invoke = if fallible {
-        quote!(__cache.try_call(&__args, #inner(#(#call_args),*)).await)
+        quote!(__cache.call_result(&__args, #inner(#(#call_args),*)).await)
     } else {
         quote!(__cache.call(&__args, #inner(#(#call_args),*)).await)
     };
@@ -371,7 +371,7 @@ mod tests {
         )
         .unwrap()
         .to_string();
-        assert!(out.contains(". try_call (& __args"));
+        assert!(out.contains(". call_result (& __args"));
         assert!(out.contains("Cached < Vec < u8 > >"));
         assert!(out.contains("from_secs_f64"));
     }

@@ -1,5 +1,10 @@
 //! `invalidate_all`: SCAN every primary with a glob-escaped pattern and
 //! UNLINK what matches in batches (grouped by slot on a cluster).
+//!
+//! Why two passes: SCAN returns every key that exists for the whole scan,
+//! so the first pass deletes every lease that existed when the call began
+//! (revoking it) unless its holder stored first — and a value stored while
+//! the first pass ran exists for the whole second pass, which deletes it.
 
 use redis::Value;
 
@@ -14,9 +19,18 @@ const SCAN_COUNT: u32 = 1000;
 /// Deletes `prefix` itself (a function without arguments) and every
 /// `prefix:*` key on every primary; returns how many were removed.
 pub(super) async fn all(service: &RedisService, prefix: &str) -> Result<u64> {
+    let mut removed = 0;
+    for _pass in 0..2 {
+        removed += crate::compute::invalidate_keys(service, &[prefix.to_string()]).await?;
+        removed += scan_and_unlink(service, prefix).await?;
+    }
+    Ok(removed)
+}
+
+async fn scan_and_unlink(service: &RedisService, prefix: &str) -> Result<u64> {
     let pattern = format!("{}:*", escape_glob(prefix));
     let conn = service.connection();
-    let mut removed = unlink(service, vec![prefix.to_string()]).await?;
+    let mut removed = 0;
     for node in service.primaries().await? {
         let mut cursor: u64 = 0;
         loop {

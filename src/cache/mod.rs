@@ -227,14 +227,19 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     }
 
     /// The result for `args`: from Redis, or computed by `compute` (once
-    /// across processes on a miss). Never fails because of Redis: any Redis
-    /// or encoding error is logged and the function's own result returned.
+    /// across processes on a miss). Never fails because of Redis: when Redis
+    /// is unreachable the function runs (logged at warn, counted in
+    /// [`CacheStats::degraded`](crate::CacheStats)); any other Redis or
+    /// encoding error (a key of the wrong type, a script error, bad options)
+    /// is logged at error level, counted in
+    /// [`CacheStats::errors`](crate::CacheStats) and the function's own
+    /// result returned. Use [`Cached::try_call`] to see those errors.
     pub async fn call<F>(&self, args: &Args, compute: F) -> T
     where
         F: Future<Output = T>,
     {
         let fallible = async { Ok::<T, std::convert::Infallible>(compute.await) };
-        match self.try_call(args, fallible).await {
+        match self.call_result(args, fallible).await {
             Ok(value) => value,
             Err(never) => match never {},
         }
@@ -242,25 +247,11 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
 
     /// [`Cached::call`] for a function returning `Result`: `Ok` values are
     /// cached (unless `skip_cache_if`), `Err` never; the caller gets the
-    /// function's own error.
-    pub async fn try_call<E, F>(&self, args: &Args, compute: F) -> Result<T, E>
+    /// function's own error. Redis errors are handled as by `call`.
+    pub async fn call_result<E, F>(&self, args: &Args, compute: F) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
     {
-        let state = self.service.compute_state();
-        let key = match self.invalid.clone().map_or_else(|| self.key(args), Err) {
-            Ok(key) => key,
-            Err(err) => {
-                tracing::warn!(function = %self.prefix, error = %err, "calling without the cache");
-                state.bump(Stat::Degraded);
-                state.bump(Stat::Computation);
-                return compute.await;
-            }
-        };
-        let policy = Policy {
-            degrade_all: true,
-            skip_store: self.skip.as_deref(),
-        };
         // Keep the future here so that a Redis error before it ran can
         // still be answered by running it.
         let mut compute = std::pin::pin!(compute);
@@ -270,41 +261,86 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
             finished.store(true, Ordering::Relaxed);
             out
         };
-        match compute::run(&self.service, &key, &self.compute, policy, tracked).await {
+        match self.run(args, tracked, true).await {
             Ok(value) => Ok(value),
             Err(ComputeError::Compute(err)) => Err(err),
             Err(ComputeError::Redis(err)) => {
-                tracing::warn!(key, error = %err, "calling without the cache");
-                self.service.compute_state().bump(Stat::Degraded);
+                let state = self.service.compute_state();
+                if err.is_unreachable() {
+                    tracing::warn!(function = %self.prefix, error = %err, "calling without the cache");
+                    state.bump(Stat::Degraded);
+                } else {
+                    tracing::error!(function = %self.prefix, error = %err, "calling without the cache");
+                    state.bump(Stat::Error);
+                }
                 if finished.load(Ordering::Relaxed) {
                     // Unreachable by construction: a finished computation's
                     // value is always returned. Never poll a finished future.
                     return std::future::pending().await;
                 }
-                self.service.compute_state().bump(Stat::Computation);
+                state.bump(Stat::Computation);
                 compute.await
             }
         }
     }
 
-    /// Deletes the cached result for `args`; returns how many keys were
-    /// removed (0 or 1).
+    /// [`Cached::call_result`] that returns Redis errors other than
+    /// unavailability (a key of the wrong type, a script or decode error,
+    /// invalid options) as [`ComputeError::Redis`] instead of computing.
+    /// When Redis is unreachable it still degrades to running the function.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: redis_atomics::RedisService) {
+    /// use redis_atomics::{Args, CacheOptions, ComputeError};
+    ///
+    /// let f = service.cache::<u32>("answer", CacheOptions::new());
+    /// match f.try_call(&Args::new(), async { Ok::<_, std::io::Error>(42) }).await {
+    ///     Ok(v) => assert_eq!(v, 42),
+    ///     Err(ComputeError::Redis(e)) => eprintln!("cache broken: {e}"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn try_call<E, F>(&self, args: &Args, compute: F) -> Result<T, ComputeError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.run(args, compute, false).await
+    }
+
+    async fn run<E, F>(&self, args: &Args, compute: F, lenient: bool) -> Result<T, ComputeError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let key = self
+            .invalid
+            .clone()
+            .map_or_else(|| self.key(args), Err)
+            .map_err(ComputeError::Redis)?;
+        let policy = Policy {
+            skip_store: self.skip.as_deref(),
+            lenient,
+        };
+        compute::run(&self.service, &key, &self.compute, policy, compute).await
+    }
+
+    /// Deletes the cached result for `args` and revokes its computation's
+    /// lease: once this returns, no call that started computing before it
+    /// can store its value. Returns how many values were removed (0 or 1).
     pub async fn invalidate(&self, args: &Args) -> Result<u64> {
         let key = self.key(args)?;
-        let cmd = redis::cmd("UNLINK").arg(&key).clone();
-        self.service
-            .query(
-                "invalidate",
-                Some(&key),
-                crate::retry::Idempotency::Idempotent,
-                &cmd,
-            )
-            .await
+        compute::invalidate_keys(&self.service, &[key]).await
     }
 
     /// Deletes every cached result of this function (this namespace and
     /// prefix) on every primary: `SCAN MATCH` with a glob-escaped pattern
-    /// and `UNLINK` in batches, never `KEYS`. Returns how many were removed.
+    /// and `UNLINK` in batches, never `KEYS`. Returns how many keys were
+    /// removed (values and their companion keys).
+    ///
+    /// Leases are revoked too (they live under the same prefix), and the
+    /// scan runs twice, so that once this returns no computation that
+    /// started before it can have its value stored, even one that stored
+    /// while the first scan was under way.
     ///
     /// Function and argument names are encoded, so another function's keys
     /// never match (`f` vs `f*` or `f:g`). The namespace and key prefix are

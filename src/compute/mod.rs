@@ -20,11 +20,12 @@
 //! the circuit breaker ([`crate::CircuitBreakerOptions`]) then skips Redis
 //! altogether until its cool-down ends.
 
-mod flow;
+mod call;
+mod lease;
 mod options;
 mod raw;
+pub(crate) mod singleflight;
 mod timing;
-mod unlocked;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,8 +36,9 @@ use serde::de::DeserializeOwned;
 use crate::breaker::{Breaker, CircuitBreakerOptions, CircuitState};
 use crate::error::Result;
 use crate::service::RedisService;
-use crate::singleflight::{Flights, Leader, Role};
 use crate::stats::{CacheStats, Counters, Stat};
+use call::Call;
+use singleflight::{Flights, Role, Waited};
 
 pub use options::{ComputeError, ComputeOptions};
 pub(crate) use raw::Format;
@@ -63,18 +65,19 @@ impl ComputeState {
     }
 }
 
-/// How a caller wants failures handled (the cache wrapper degrades on every
-/// Redis error; `get_or_compute` only on unreachable ones) and values skipped.
+/// What a caller wants beyond the options: values it does not store, and
+/// whether a value that cannot be encoded is kept (the cache wrapper, which
+/// logs and counts it) or an error (`get_or_compute`).
 pub(crate) struct Policy<'a, T> {
-    pub(crate) degrade_all: bool,
     pub(crate) skip_store: Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>,
+    pub(crate) lenient: bool,
 }
 
 impl<T> Policy<'_, T> {
     fn plain() -> Self {
         Policy {
-            degrade_all: false,
             skip_store: None,
+            lenient: false,
         }
     }
 }
@@ -174,18 +177,19 @@ where
 {
     let state = service.compute_state();
     let format = Format::of(opts.serialize_json);
+    let deadline = opts.max_wait.map(|d| tokio::time::Instant::now() + d);
+    let flight_key = match format {
+        Format::Json => std::borrow::Cow::Borrowed(key),
+        Format::Raw => std::borrow::Cow::Owned(format!("{key}\0raw")),
+    };
     loop {
         // Join the flight first, so that while the breaker is open concurrent
         // calls of a key still share one computation.
         let leader = if opts.single_flight {
-            let flight_key = match format {
-                Format::Json => std::borrow::Cow::Borrowed(key),
-                Format::Raw => std::borrow::Cow::Owned(format!("{key}\0raw")),
-            };
             match state.flights.join(&flight_key) {
                 Role::Leader(leader) => Some(leader),
-                Role::Follower(follower) => match follower.wait().await {
-                    Some(bytes) => match format.decode(key, &bytes) {
+                Role::Follower(follower) => match follower.wait(deadline).await {
+                    Waited::Value(bytes) => match format.decode(key, &bytes) {
                         Ok(value) => {
                             state.bump(Stat::Coalesced);
                             return Ok(value);
@@ -194,51 +198,55 @@ where
                         // key: go through Redis (which recomputes).
                         Err(_) => continue,
                     },
-                    None => continue, // the leader failed or was cancelled
+                    // The leader failed, was cancelled, or its value may
+                    // predate an invalidation we must not miss.
+                    Waited::Restart => continue,
+                    Waited::TimedOut => {
+                        // max_wait bounds the wait on a leader of this
+                        // process as it bounds the wait on another's lease.
+                        state.bump(Stat::WaitTimeout);
+                        tracing::warn!(key, "max_wait elapsed waiting for this process's own computation; computing (not stored)");
+                        state.bump(Stat::Computation);
+                        return compute.await.map_err(ComputeError::Compute);
+                    }
                 },
             }
         } else {
             None
         };
-        let flight = Flight {
-            leader,
-            format,
+        let call = Call {
+            service,
+            state,
             key,
+            opts,
+            policy: &policy,
+            format,
+            leader,
+            deadline,
         };
-        if !state.breaker.allow() {
-            return flow::degraded(service, flight, compute, None).await;
-        }
-        return if opts.lock {
-            flow::locked(service, flight, opts, &policy, compute).await
-        } else {
-            unlocked::unlocked(service, flight, opts, &policy, compute).await
-        };
+        return call.run(compute).await;
     }
 }
 
-/// The caller's place in the flow: key, format, and the flight to publish to.
-struct Flight<'a> {
-    leader: Option<Leader<'a>>,
-    format: Format,
-    key: &'a str,
-}
+/// Keys per `invalidate.lua` call (three KEYS each).
+const INVALIDATE_CHUNK: usize = 500;
 
-impl Flight<'_> {
-    fn has_followers(&self) -> bool {
-        self.leader.as_ref().is_some_and(Leader::has_followers)
-    }
-
-    fn publish(self, bytes: &[u8]) {
-        if let Some(leader) = self.leader.filter(Leader::has_followers) {
-            leader.publish(bytes.into());
+/// Deletes value keys (full keys, one slot on a cluster) with their
+/// compute-time keys, and revokes their leases; returns how many values
+/// existed. Used by `delete`, `invalidate` and `invalidate_all`.
+pub(crate) async fn invalidate_keys(service: &RedisService, keys: &[String]) -> Result<u64> {
+    let mut removed = 0;
+    for chunk in keys.chunks(INVALIDATE_CHUNK) {
+        let mut call = crate::service::ScriptCall::new("invalidate")?;
+        for key in chunk {
+            call = call
+                .key(key.as_str())
+                .key(crate::keys::lock_key(key))
+                .key(crate::keys::companion_key(key, "xf"));
         }
+        removed += service
+            .run_script::<u64>(&call, crate::retry::Idempotency::Idempotent)
+            .await?;
     }
-
-    fn publish_value<T: Serialize>(self, value: &T) {
-        if self.has_followers() {
-            if let Ok(bytes) = self.format.encode(self.key, value) {
-                self.publish(&bytes);
-            }
-        }
-    }
+    Ok(removed)
 }
