@@ -1,6 +1,6 @@
 -- invalidate.lua: delete cached values and revoke their compute leases.
--- KEYS     triples: value key, its lease (lock) key, its compute-time key (all three in one slot)
--- ARGV     none
+-- KEYS[1]  value key  KEYS[2] its lease (lock) key  KEYS[3] its compute-time key (one slot); more triples may follow
+-- ARGV[]   none
 -- Returns  how many value keys existed
 -- Example  redis-cli --eval lua/invalidate.lua cache:{u:1} cache:{u:1}:lock cache:{u:1}:xf
 -- Deleting a lease revokes it: a computation that started before this call

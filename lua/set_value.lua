@@ -1,6 +1,6 @@
 -- set_value.lua: SET a value and revoke the compute lease of its key when written.
 -- KEYS[1]  value key  KEYS[2] its lease (lock) key, same slot
--- ARGV     the arguments of SET after the key: value [PX ms] [NX|XX]
+-- ARGV[1]  the value  ARGV[2..] the SET options after it: [PX ms] [NX|XX]
 -- Returns  "OK" when written, nil when NX/XX prevented it
 -- Example  redis-cli --eval lua/set_value.lua cache:{u:1} cache:{u:1}:lock , hello PX 60000
 -- A computation that started before this write cannot store over it.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use redis::{FromRedisValue, ToRedisArgs};
 
 use crate::error::{Error, Result};
-use crate::retry::Idempotency;
 use crate::keys;
+use crate::retry::Idempotency;
 use crate::service::{RedisService, ScriptCall};
 
 /// Options of a write: expiry and condition.

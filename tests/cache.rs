@@ -5,6 +5,9 @@
 
 mod support;
 
+#[path = "cache/defects.rs"]
+mod defects;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -208,12 +211,14 @@ async fn results_are_cached_err_never_none_unless_skipped() {
     // Err is never cached.
     let fallible = svc.cache::<u32>("fallible", CacheOptions::new().key_prefix(&p));
     let args = Args::new().arg("x", "y");
-    let r: Result<u32, &str> = fallible.try_call(&args, async { Err("down") }).await;
+    let r: Result<u32, &str> = fallible.call_result(&args, async { Err("down") }).await;
     assert_eq!(r, Err("down"));
     assert!(!exists(&svc, &fallible.key(&args).unwrap()).await);
-    let r: Result<u32, &str> = fallible.try_call(&args, async { Ok(5) }).await;
+    let r: Result<u32, &str> = fallible.call_result(&args, async { Ok(5) }).await;
     assert_eq!(r, Ok(5));
-    let r: Result<u32, &str> = fallible.try_call(&args, async { Err("not called") }).await;
+    let r: Result<u32, &str> = fallible
+        .call_result(&args, async { Err("not called") })
+        .await;
     assert_eq!(r, Ok(5));
 }
 
@@ -389,7 +394,7 @@ async fn a_dead_redis_still_answers_calls() {
                 .await,
             i * 2
         );
-        let r: Result<u32, String> = f.try_call(&Args::new(), async { Err("e".into()) }).await;
+        let r: Result<u32, String> = f.call_result(&Args::new(), async { Err("e".into()) }).await;
         assert_eq!(r.unwrap_err(), "e");
     }
     assert_eq!(svc.cache_stats().degraded, 40);

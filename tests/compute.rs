@@ -7,6 +7,8 @@ mod support;
 
 #[path = "compute/failures.rs"]
 mod failures;
+#[path = "compute/protocol.rs"]
+mod protocol;
 #[path = "compute/values.rs"]
 mod values;
 

@@ -37,10 +37,18 @@ use crate::stats::Stat;
 
 /// What `get_or_lock` (or the plain `GET`) found.
 enum Found {
-    Hit { value: Vec<u8>, pttl: i64, delta: u64 },
+    Hit {
+        value: Vec<u8>,
+        pttl: i64,
+        delta: u64,
+    },
     Compute,
-    Wait { pttl: i64 },
-    Foreign { pttl: i64 },
+    Wait {
+        pttl: i64,
+    },
+    Foreign {
+        pttl: i64,
+    },
 }
 
 /// One call of the flow for a full key (namespace applied, options valid).
@@ -180,7 +188,12 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
             let cmd = redis::cmd("GET").arg(self.key).clone();
             let value: Option<Vec<u8>> = self
                 .service
-                .query("get_or_compute", Some(self.key), Idempotency::Idempotent, &cmd)
+                .query(
+                    "get_or_compute",
+                    Some(self.key),
+                    Idempotency::Idempotent,
+                    &cmd,
+                )
                 .await?;
             if let Some(value) = value {
                 return Ok(Found::Hit {
@@ -207,7 +220,11 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
     }
 
     /// Computes while holding `lease`, stores if the lease is still ours.
-    async fn compute_and_store<E, F>(mut self, mut lease: Lease, compute: F) -> Result<T, ComputeError<E>>
+    async fn compute_and_store<E, F>(
+        mut self,
+        mut lease: Lease,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
     where
         F: Future<Output = Result<T, E>>,
     {
@@ -346,7 +363,11 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
 
     /// A Redis error before computing: degrade when Redis is unreachable,
     /// else return it.
-    pub(super) async fn redis_failed<E, F>(self, err: Error, compute: F) -> Result<T, ComputeError<E>>
+    pub(super) async fn redis_failed<E, F>(
+        self,
+        err: Error,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
     where
         F: Future<Output = Result<T, E>>,
     {
@@ -360,7 +381,11 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
     /// Runs the computation without Redis. `error` is the Redis failure, or
     /// `None` when the breaker is open (its opening was logged once at
     /// warn; each call only at debug).
-    pub(super) async fn degraded<E, F>(self, compute: F, error: Option<&Error>) -> Result<T, ComputeError<E>>
+    pub(super) async fn degraded<E, F>(
+        self,
+        compute: F,
+        error: Option<&Error>,
+    ) -> Result<T, ComputeError<E>>
     where
         F: Future<Output = Result<T, E>>,
     {
@@ -375,7 +400,10 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
                 tracing::warn!(key = self.key, %error, "redis unavailable; computing without the cache");
             }
             None => {
-                tracing::debug!(key = self.key, "circuit breaker open; computing without the cache");
+                tracing::debug!(
+                    key = self.key,
+                    "circuit breaker open; computing without the cache"
+                );
             }
         }
         let value = compute.await.map_err(ComputeError::Compute)?;
@@ -482,7 +510,6 @@ fn parse_found(key: &str, reply: Vec<Value>) -> Result<Found> {
         _ => Err(bad()),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -205,7 +205,10 @@ where
                         // max_wait bounds the wait on a leader of this
                         // process as it bounds the wait on another's lease.
                         state.bump(Stat::WaitTimeout);
-                        tracing::warn!(key, "max_wait elapsed waiting for this process's own computation; computing (not stored)");
+                        tracing::warn!(
+                            key,
+                            "max_wait elapsed waiting for this process's own computation; computing (not stored)"
+                        );
                         state.bump(Stat::Computation);
                         return compute.await.map_err(ComputeError::Compute);
                     }
