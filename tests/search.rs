@@ -13,6 +13,8 @@ mod support;
 mod filters;
 #[path = "search/index.rs"]
 mod index;
+#[path = "search/integers.rs"]
+mod integers;
 #[path = "search/knn.rs"]
 mod knn;
 #[path = "search/render.rs"]
