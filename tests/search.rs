@@ -1,7 +1,8 @@
 //! Vector search: index lifecycle, upserts, KNN / range / filtered / paged
 //! queries, the schema-aware `filter`, injection safety (fixed cases and a
 //! property test on the live server), typed results, vanished documents,
-//! golden rendered commands, and the standalone-only rule on a cluster.
+//! golden rendered commands, exact integers in filters, and the
+//! standalone-only rule on a cluster.
 //!
 //! Needs Redis 8.2 with the search module (`scripts/test` prepares it);
 //! without it every live test prints `SKIPPED <test>: …` and returns, unless
@@ -13,6 +14,8 @@ mod support;
 mod filters;
 #[path = "search/index.rs"]
 mod index;
+#[path = "search/integers.rs"]
+mod integers;
 #[path = "search/knn.rs"]
 mod knn;
 #[path = "search/render.rs"]

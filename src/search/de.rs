@@ -50,8 +50,16 @@ impl<'a> FieldDe<'a> {
             .map_err(|_| DeError::custom(format!("invalid {what} {s:?}")))
     }
 
-    fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(self.0).ok()
+    /// Whether the value is JSON text (checked without building a
+    /// `serde_json::Value`, which would hold integers beyond u64 as f64).
+    fn is_json(&self) -> bool {
+        serde_json::from_slice::<de::IgnoredAny>(self.0).is_ok()
+    }
+
+    /// The value as JSON, decoded straight into the visitor's type: integers
+    /// of any width stay exact.
+    fn json_deserializer(&self) -> serde_json::Deserializer<serde_json::de::SliceRead<'a>> {
+        serde_json::Deserializer::from_slice(self.0)
     }
 }
 
@@ -78,6 +86,7 @@ impl<'a> de::Deserializer<'a> for FieldDe<'a> {
         deserialize_i32 visit_i32 i32, deserialize_i64 visit_i64 i64,
         deserialize_u8 visit_u8 u8, deserialize_u16 visit_u16 u16,
         deserialize_u32 visit_u32 u32, deserialize_u64 visit_u64 u64,
+        deserialize_i128 visit_i128 i128, deserialize_u128 visit_u128 u128,
         deserialize_f32 visit_f32 f32, deserialize_f64 visit_f64 f64,
         deserialize_char visit_char char
     );
@@ -136,8 +145,11 @@ impl<'a> de::Deserializer<'a> for FieldDe<'a> {
 
     /// A list: JSON text, or else a FLOAT32 vector blob.
     fn deserialize_seq<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if let Some(json) = self.json() {
-            return json.deserialize_seq(visitor).map_err(DeError::custom);
+        if self.is_json() {
+            return self
+                .json_deserializer()
+                .deserialize_seq(visitor)
+                .map_err(DeError::custom);
         }
         match super::document::decode_vector(self.0) {
             Some(v) => visitor.visit_seq(SeqDeserializer::new(v.into_iter())),
@@ -166,10 +178,12 @@ impl<'a> de::Deserializer<'a> for FieldDe<'a> {
 
     /// A map or struct stored as JSON text.
     fn deserialize_map<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let json = self
-            .json()
-            .ok_or_else(|| DeError::custom("expected a JSON object"))?;
-        json.deserialize_map(visitor).map_err(DeError::custom)
+        if !self.is_json() {
+            return Err(DeError::custom("expected a JSON object"));
+        }
+        self.json_deserializer()
+            .deserialize_map(visitor)
+            .map_err(DeError::custom)
     }
 
     fn deserialize_struct<V: Visitor<'a>>(
@@ -235,6 +249,41 @@ mod tests {
         assert_eq!(m.tags, ["a", "b"]);
         assert_eq!(m.note, None);
         assert_eq!(m.embedding, [1.0, 2.0]);
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Ids {
+        id: u64,
+        big: i128,
+        huge: u128,
+        nested: Vec<u128>,
+        signed: std::collections::BTreeMap<String, i128>,
+    }
+
+    /// Integers never pass through f64 (nor through serde_json::Value, which
+    /// holds an integer beyond u64 as f64).
+    #[test]
+    fn decodes_integers_exactly() {
+        let nested = format!("[{}, 18446744073709551617]", u128::MAX);
+        let signed = format!(r#"{{"min": {}}}"#, i128::MIN);
+        let f = vec![
+            ("id".to_owned(), b"9007199254740993".to_vec()),
+            ("big".to_owned(), i128::MIN.to_string().into_bytes()),
+            ("huge".to_owned(), u128::MAX.to_string().into_bytes()),
+            ("nested".to_owned(), nested.into_bytes()),
+            ("signed".to_owned(), signed.into_bytes()),
+        ];
+        let ids: Ids = from_fields("k", &f).unwrap();
+        assert_eq!(
+            ids,
+            Ids {
+                id: 9_007_199_254_740_993,
+                big: i128::MIN,
+                huge: u128::MAX,
+                nested: vec![u128::MAX, 18_446_744_073_709_551_617],
+                signed: [("min".to_owned(), i128::MIN)].into(),
+            }
+        );
     }
 
     #[test]

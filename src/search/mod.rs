@@ -61,7 +61,8 @@ use redis::Value;
 
 pub use document::{Document, decode_vector, encode_vector};
 pub use filter::{
-    Filter, GeoCondition, GeoUnit, NumCondition, TagCondition, TextCondition, escape_tag_value,
+    Filter, GeoCondition, GeoUnit, NumCondition, Number, TagCondition, TextCondition,
+    escape_tag_value,
 };
 pub use info::{FieldInfo, IndexInfo};
 pub use query::{FilterValue, HybridPolicy, SearchCommand, VectorQueryBuilder};

@@ -13,7 +13,14 @@
 //! * text: split into words at everything that is not a letter, a digit, `_`
 //!   or a non-ASCII character (as the tokenizer does), so no query syntax is
 //!   left in any word;
-//! * numbers and coordinates are formatted by Rust, never taken as text.
+//! * numbers and coordinates are formatted by Rust, never taken as text;
+//!   integers ([`Number::Int`], from any integer type up to `i128`) are
+//!   written digit for digit, never through `f64` (which would turn the id
+//!   `9007199254740993` into `9007199254740992`, another document's id).
+//!
+//! NUMERIC fields are stored by the server as doubles: an exactly rendered
+//! integer beyond 2^53 is still compared as the nearest double, so ids that
+//! large belong in a TAG field (where they match exactly).
 //!
 //! ```
 //! use redis_atomics::search::{Filter, GeoUnit};
@@ -80,8 +87,108 @@ enum Node {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Bound {
     Unbounded,
-    Inclusive(f64),
-    Exclusive(f64),
+    Inclusive(Number),
+    Exclusive(Number),
+}
+
+/// A number in a filter: an integer, rendered digit for digit, or a float.
+/// Every integer type up to `i128` and both float types convert into it, so
+/// `Filter::num("n").eq(5)`, `.eq(5.5)` and `.eq(id_u64)` all work.
+///
+/// ```
+/// use redis_atomics::search::{Filter, Number};
+///
+/// let id: u64 = 9_007_199_254_740_993; // not an f64: `as f64` gives …992
+/// assert_eq!(Number::from(id).to_string(), "9007199254740993");
+/// assert_eq!(Number::from(0.1f32).to_string(), "0.1");
+/// assert_eq!(
+///     Filter::num("id").eq(id).render().unwrap(),
+///     "@id:[9007199254740993 9007199254740993]"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Number {
+    /// An integer (`u64` and `i128` included), exact.
+    Int(i128),
+    /// A float: rendered as the shortest text that parses back to it;
+    /// infinities as `+inf` / `-inf`; NaN is a validation error.
+    Float(f64),
+}
+
+macro_rules! number_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Number {
+            fn from(v: $t) -> Self {
+                Number::Int(i128::from(v))
+            }
+        }
+    )*};
+}
+number_from_int!(i8, i16, i32, i64, i128, u8, u16, u32, u64);
+
+impl From<usize> for Number {
+    fn from(v: usize) -> Self {
+        // usize is at most 64 bits on every supported target.
+        Number::Int(v as i128)
+    }
+}
+
+impl From<isize> for Number {
+    fn from(v: isize) -> Self {
+        Number::Int(v as i128)
+    }
+}
+
+impl From<f64> for Number {
+    fn from(v: f64) -> Self {
+        Number::Float(v)
+    }
+}
+
+impl From<f32> for Number {
+    /// Through the f32's own shortest text, so `0.1f32` stays `0.1` (not
+    /// `0.10000000149011612`, what `as f64` gives).
+    fn from(v: f32) -> Self {
+        Number::Float(v.to_string().parse().unwrap_or(f64::from(v)))
+    }
+}
+
+impl std::fmt::Display for Number {
+    /// Integers digit for digit; floats as Rust's shortest round-trip text
+    /// (no exponent), `+inf` / `-inf`, `NaN`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Number::Int(i) => write!(f, "{i}"),
+            Number::Float(x) if x.is_infinite() => {
+                f.write_str(if x > 0.0 { "+inf" } else { "-inf" })
+            }
+            Number::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl Number {
+    /// Parses an integer exactly (up to `i128`), else a float; `None` when
+    /// `text` (surrounding whitespace ignored) is neither.
+    ///
+    /// ```
+    /// use redis_atomics::search::Number;
+    /// assert_eq!(Number::parse(" 9007199254740993 "), Some(Number::Int(9007199254740993)));
+    /// assert_eq!(Number::parse("1.5"), Some(Number::Float(1.5)));
+    /// assert_eq!(Number::parse("ten"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<Number> {
+        let text = text.trim();
+        if let Ok(i) = text.parse::<i128>() {
+            return Some(Number::Int(i));
+        }
+        text.parse::<f64>().ok().map(Number::Float)
+    }
+
+    pub(crate) fn is_nan(self) -> bool {
+        matches!(self, Number::Float(x) if x.is_nan())
+    }
 }
 
 /// The unit of a geo radius.
@@ -221,39 +328,45 @@ impl NumCondition {
         })
     }
 
-    /// The number equals `value`.
-    pub fn eq(self, value: f64) -> Filter {
+    /// The number equals `value` (any integer or float, see [`Number`]).
+    pub fn eq(self, value: impl Into<Number>) -> Filter {
+        let value = value.into();
         self.range(Bound::Inclusive(value), Bound::Inclusive(value), false)
     }
 
     /// The number differs from `value` (documents without the field match too).
-    pub fn ne(self, value: f64) -> Filter {
+    pub fn ne(self, value: impl Into<Number>) -> Filter {
+        let value = value.into();
         self.range(Bound::Inclusive(value), Bound::Inclusive(value), true)
     }
 
     /// The number is greater than `value`.
-    pub fn gt(self, value: f64) -> Filter {
-        self.range(Bound::Exclusive(value), Bound::Unbounded, false)
+    pub fn gt(self, value: impl Into<Number>) -> Filter {
+        self.range(Bound::Exclusive(value.into()), Bound::Unbounded, false)
     }
 
     /// The number is greater than or equal to `value`.
-    pub fn gte(self, value: f64) -> Filter {
-        self.range(Bound::Inclusive(value), Bound::Unbounded, false)
+    pub fn gte(self, value: impl Into<Number>) -> Filter {
+        self.range(Bound::Inclusive(value.into()), Bound::Unbounded, false)
     }
 
     /// The number is less than `value`.
-    pub fn lt(self, value: f64) -> Filter {
-        self.range(Bound::Unbounded, Bound::Exclusive(value), false)
+    pub fn lt(self, value: impl Into<Number>) -> Filter {
+        self.range(Bound::Unbounded, Bound::Exclusive(value.into()), false)
     }
 
     /// The number is less than or equal to `value`.
-    pub fn lte(self, value: f64) -> Filter {
-        self.range(Bound::Unbounded, Bound::Inclusive(value), false)
+    pub fn lte(self, value: impl Into<Number>) -> Filter {
+        self.range(Bound::Unbounded, Bound::Inclusive(value.into()), false)
     }
 
     /// `low <= number <= high`.
-    pub fn between(self, low: f64, high: f64) -> Filter {
-        self.range(Bound::Inclusive(low), Bound::Inclusive(high), false)
+    pub fn between(self, low: impl Into<Number>, high: impl Into<Number>) -> Filter {
+        self.range(
+            Bound::Inclusive(low.into()),
+            Bound::Inclusive(high.into()),
+            false,
+        )
     }
 }
 

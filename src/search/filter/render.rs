@@ -148,11 +148,7 @@ fn push_bound(field: &str, bound: Bound, unbounded: &str, out: &mut String) -> R
     if exclusive {
         out.push('(');
     }
-    if value.is_infinite() {
-        out.push_str(if value > 0.0 { "+inf" } else { "-inf" });
-    } else {
-        let _ = write!(out, "{value}");
-    }
+    let _ = write!(out, "{value}");
     Ok(())
 }
 
@@ -183,6 +179,45 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(f.render().unwrap(), want);
         }
+    }
+
+    /// Integers render digit for digit in every bound (never through f64,
+    /// which prints 9007199254740993 as …992 and u64::MAX as …616 + 1).
+    #[test]
+    fn integers_render_exactly() {
+        let near: u64 = 9_007_199_254_740_993;
+        let cases = [
+            (Filter::num("n").eq(near), format!("@n:[{near} {near}]")),
+            (Filter::num("n").ne(near), format!("-@n:[{near} {near}]")),
+            (
+                Filter::num("n").gt(u64::MAX),
+                format!("@n:[({} +inf]", u64::MAX),
+            ),
+            (
+                Filter::num("n").gte(i64::MAX),
+                format!("@n:[{} +inf]", i64::MAX),
+            ),
+            (
+                Filter::num("n").lt(i64::MIN),
+                format!("@n:[-inf ({}]", i64::MIN),
+            ),
+            (
+                Filter::num("n").lte(i128::MAX),
+                format!("@n:[-inf {}]", i128::MAX),
+            ),
+            (
+                Filter::num("n").between(i128::MIN, near),
+                format!("@n:[{} {near}]", i128::MIN),
+            ),
+            (Filter::num("n").between(-1, 2.5), "@n:[-1 2.5]".to_owned()),
+            (Filter::num("n").eq(7usize), "@n:[7 7]".to_owned()),
+            (Filter::num("n").eq(0.1f32), "@n:[0.1 0.1]".to_owned()),
+            (Filter::num("n").eq(1e21), format!("@n:[{0} {0}]", 1e21)),
+        ];
+        for (f, want) in cases {
+            assert_eq!(f.render().unwrap(), want);
+        }
+        assert!(Filter::num("n").between(1, f64::NAN).render().is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub use render::SearchCommand;
 
 use super::SearchIndex;
 use super::document::encode_vector;
-use super::filter::Filter;
+use super::filter::{Filter, Number};
 use super::results::{Hit, SearchResults};
 use crate::error::Result;
 use crate::retry::Idempotency;
@@ -28,13 +28,16 @@ pub enum HybridPolicy {
 }
 
 /// A value for [`VectorQueryBuilder::filter`]: text or a number.
+///
+/// Integers (up to `i128`, `u64` included) stay integers and are rendered
+/// digit for digit on TAG, TEXT and NUMERIC fields, never through `f64`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum FilterValue {
     /// Text (a tag, words, or a number as text).
     Text(String),
-    /// A number.
-    Number(f64),
+    /// A number: an exact integer or a float.
+    Number(Number),
 }
 
 impl From<&str> for FilterValue {
@@ -56,12 +59,14 @@ macro_rules! number_value {
     ($($t:ty),*) => {$(
         impl From<$t> for FilterValue {
             fn from(v: $t) -> Self {
-                FilterValue::Number(v as f64)
+                FilterValue::Number(Number::from(v))
             }
         }
     )*};
 }
-number_value!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, f32, f64);
+number_value!(
+    i8, i16, i32, i64, i128, u8, u16, u32, u64, usize, isize, f32, f64, Number
+);
 
 #[derive(Debug, Clone)]
 enum Clause {

@@ -8,7 +8,7 @@ use redis::Cmd;
 use super::{Clause, FilterValue, HybridPolicy, VectorKind, VectorQueryBuilder};
 use crate::error::{Error, Result};
 use crate::search::document::check_dim;
-use crate::search::filter::{Filter, check_field};
+use crate::search::filter::{Filter, Number, check_field};
 use crate::search::info::IndexInfo;
 use crate::search::results::DISTANCE_FIELD;
 use crate::search::schema::FieldType;
@@ -218,7 +218,8 @@ fn auto_filter(info: &IndexInfo, field: &str, value: &FilterValue) -> Result<Fil
         (FieldType::Tag, FilterValue::Number(x)) => Filter::tag(field).eq(x.to_string()),
         (FieldType::Numeric, FilterValue::Number(x)) => Filter::num(field).eq(*x),
         (FieldType::Numeric, FilterValue::Text(s)) => {
-            let x: f64 = s.trim().parse().map_err(|_| {
+            // An integer stays exact; only a fraction goes through f64.
+            let x = Number::parse(s).ok_or_else(|| {
                 Error::validation(format!("filter on NUMERIC @{field}: {s:?} is not a number"))
             })?;
             Filter::num(field).eq(x)
