@@ -13,9 +13,17 @@
 //! `CLIENT KILL` on one node, `DEBUG SLEEP` on one primary, one manual
 //! `CLUSTER FAILOVER`, and one primary killed (after its replica caught up
 //! under `CLIENT PAUSE WRITE`, so no acknowledged write is lost by Redis
-//! itself), then restarted as a replica. The cluster client connects to the
-//! nodes directly (they announce their own ports), so proxy faults are
-//! standalone only.
+//! itself), then restarted as a replica; and `DEBUG SLEEP` with `CLIENT KILL`
+//! queued behind it, to lose replies after the server ran the request. The
+//! cluster client connects to the nodes directly (they announce their own
+//! ports), so proxy faults are standalone only.
+//!
+//! Missing on the cluster: a proxy per node (it needs `cluster-announce-port`
+//! set to the proxy's port and a node table that maps announced ports back
+//! to nodes, which `tests/support/cluster.rs` does not have). Without it,
+//! lost replies come only from `SleepThenKill`, and in the runs so far that
+//! did not make the driver re-send a rate-limit check (issue 12, defect 1),
+//! so I1's "counted more than once" has not fired on the cluster yet.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +49,11 @@ pub enum Fault {
     ClientKill,
     /// `DEBUG SLEEP` (one primary of a cluster).
     DebugSleep(Duration),
+    /// `DEBUG SLEEP` shorter than the response timeout, with `CLIENT KILL`
+    /// queued behind it: requests that arrived during the sleep run, and
+    /// their connections are closed before the replies are written (a reply
+    /// lost after the server ran the request, without the proxy).
+    SleepThenKill(Duration),
     /// `CLUSTER FAILOVER` on a replica.
     Failover,
     /// A primary killed once its replica caught up, then restarted.
@@ -53,19 +66,21 @@ pub fn schedule(rng: &mut Rng, run: Duration, cluster: bool) -> Vec<(Duration, F
     let mut t = Duration::from_millis(800);
     while t + Duration::from_secs(1) < run {
         let fault = if cluster {
-            match rng.below(3) {
+            match rng.below(5) {
                 0 => Fault::ScriptFlush,
                 1 => Fault::ClientKill,
+                2 | 3 => Fault::SleepThenKill(rng.millis(250, 350)),
                 _ => Fault::DebugSleep(rng.millis(450, 900)),
             }
         } else {
-            match rng.below(7) {
+            match rng.below(8) {
                 0 => Fault::DropReplies(rng.millis(100, 600)),
                 1 => Fault::Blackhole(rng.millis(100, 500)),
                 2 => Fault::Delay(rng.millis(20, 150)),
                 3 => Fault::Reset,
                 4 => Fault::ScriptFlush,
                 5 => Fault::ClientKill,
+                6 => Fault::SleepThenKill(rng.millis(250, 350)),
                 _ => Fault::DebugSleep(rng.millis(450, 900)),
             }
         };
@@ -170,6 +185,9 @@ fn apply(topology: &Topology, fault: &Fault, pick: u64) -> String {
                 Fault::DebugSleep(d) => {
                     return format!("{fault:?}: {}", on(&mut con(), &debug_sleep(*d)));
                 }
+                Fault::SleepThenKill(d) => {
+                    return format!("{fault:?}: {}", sleep_then_kill(con(), con(), *d));
+                }
                 Fault::Failover | Fault::KillPrimary => {
                     return format!("{fault:?}: not on standalone");
                 }
@@ -201,12 +219,32 @@ fn apply(topology: &Topology, fault: &Fault, pick: u64) -> String {
                     "{fault:?} on primary {primary}: {}",
                     on(&mut cluster.node(primary).connection(), &debug_sleep(*d))
                 ),
+                Fault::SleepThenKill(d) => {
+                    let node = cluster.node(primary);
+                    let done = sleep_then_kill(node.connection(), node.connection(), *d);
+                    format!("{fault:?} on primary {primary}: {done}")
+                }
                 Fault::Failover => failover(&cluster, primary),
                 Fault::KillPrimary => kill_primary(&mut cluster, primary),
                 _ => format!("{fault:?}: standalone only"),
             }
         }
     }
+}
+
+/// `DEBUG SLEEP d` on one connection; meanwhile `CLIENT KILL` on another,
+/// which the server runs only after the sleep, in the same event-loop turn
+/// as the requests that queued up during it.
+fn sleep_then_kill(
+    mut sleeper: redis::Connection,
+    mut killer: redis::Connection,
+    d: Duration,
+) -> String {
+    let slept = std::thread::spawn(move || on(&mut sleeper, &debug_sleep(d)));
+    sleep(d / 2);
+    let killed = on(&mut killer, &client_kill());
+    let slept = slept.join().unwrap_or_else(|_| "panicked".into());
+    format!("sleep {slept}, kill {killed}")
 }
 
 fn role(cluster: &RedisCluster, i: usize) -> String {
