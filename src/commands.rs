@@ -148,12 +148,24 @@ impl RedisService {
     ) -> Result<bool> {
         let key = self.key(key);
         options.validate().map_err(|e| e.with_key(&key))?;
+        self.set_full(&key, value, options).await
+    }
+
+    /// `SET full value [PX] [NX|XX]` for a full key, revoking its compute
+    /// lease when written (`set_value.lua`): every library write of one
+    /// value goes through here.
+    pub(crate) async fn set_full<V: ToRedisArgs>(
+        &self,
+        full: &str,
+        value: V,
+        options: SetOptions,
+    ) -> Result<bool> {
         let mut args = redis::Cmd::new();
         args.arg(value);
-        options.apply(&mut args)?;
+        options.apply(&mut args).map_err(|e| e.with_key(full))?;
         let mut call = ScriptCall::new("set_value")?
-            .key(key.as_str())
-            .key(keys::lock_key(&key));
+            .key(full)
+            .key(keys::lock_key(full));
         for arg in args.args_iter() {
             if let redis::Arg::Simple(bytes) = arg {
                 call = call.arg(bytes);

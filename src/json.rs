@@ -77,24 +77,17 @@ impl RedisService {
         let full = self.key(key);
         options.validate().map_err(|e| e.with_key(&full))?;
         let bytes = codec::to_json(&full, value)?;
-        self.set_bytes("set_json", &full, &bytes, options).await
+        self.set_bytes(&full, &bytes, options).await
     }
 
     /// `SET full bytes [PX] [NX|XX]` for callers that already encoded.
     pub(crate) async fn set_bytes(
         &self,
-        op: &'static str,
         full: &str,
         bytes: &[u8],
         options: SetOptions,
     ) -> Result<bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(full).arg(bytes);
-        options.apply(&mut cmd).map_err(|e| e.with_key(full))?;
-        let reply: Option<String> = self
-            .query(op, Some(full), options.idempotency(), &cmd)
-            .await?;
-        Ok(reply.is_some())
+        self.set_full(full, bytes, options).await
     }
 
     /// Reads hash field `field` of `key` as JSON: `Ok(None)` when the key or
