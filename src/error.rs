@@ -25,7 +25,9 @@ pub enum ErrorKind {
     /// A connect or response timeout elapsed.
     Timeout,
     /// A transient server or cluster state: `TRYAGAIN`, `CLUSTERDOWN`,
-    /// `LOADING`, `MASTERDOWN`, `READONLY` (a failover in progress).
+    /// `LOADING`, `MASTERDOWN`, `READONLY` (a failover in progress), or a
+    /// `MOVED`/`ASK` redirection that could not be followed (a slot map in
+    /// flux). The server refused the command, so it did not run.
     Unavailable,
     /// A value could not be serialized before it was sent.
     Serialization,
@@ -219,49 +221,86 @@ impl Error {
     }
 }
 
+/// The server error codes that mean "not now, and not run": a cluster or
+/// server state that passes (slot moving, failover, loading).
+const UNAVAILABLE_CODES: [&str; 7] = [
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "LOADING",
+    "MASTERDOWN",
+    "READONLY",
+    "MOVED",
+    "ASK",
+];
+
 /// Maps a driver error onto an [`ErrorKind`].
+///
+/// The server's error code decides first, whether the reply came to a plain
+/// command or to a script (`EVALSHA` refused with `MOVED`, `TRYAGAIN`, … is a
+/// cluster state, not a script failure), and also when an older server wraps
+/// it in a script error (`ERR Error running script (…): @user_script:17:
+/// WRONGTYPE …`).
 fn classify(err: &redis::RedisError) -> ErrorKind {
     use redis::{ErrorKind as K, ServerErrorKind as S};
     if err.is_timeout() {
         return ErrorKind::Timeout;
     }
     let text = err.to_string();
-    // Redis 6.2 wraps errors raised inside scripts as
-    // `ERR Error running script (…): @user_script:17: WRONGTYPE …`.
-    if text.contains("WRONGTYPE") {
-        return ErrorKind::WrongType;
-    }
-    if err.code() == Some("OOM") || text.contains("OOM command not allowed") {
-        return ErrorKind::OutOfMemory;
-    }
-    match err.code() {
-        Some("TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "READONLY") => {
-            return ErrorKind::Unavailable;
-        }
+    let code = match err.code() {
+        None | Some("ERR") => wrapped_code(&text).or(err.code()),
+        code => code,
+    };
+    match code {
+        Some("WRONGTYPE") => return ErrorKind::WrongType,
+        Some("OOM") => return ErrorKind::OutOfMemory,
+        Some(c) if UNAVAILABLE_CODES.contains(&c) => return ErrorKind::Unavailable,
         Some("NOSCRIPT") => return ErrorKind::Script,
         _ => {}
     }
+    if text.contains("WRONGTYPE") {
+        return ErrorKind::WrongType;
+    }
+    if text.contains("OOM command not allowed") {
+        return ErrorKind::OutOfMemory;
+    }
     match err.kind() {
         K::Io | K::ClusterConnectionNotFound => {
-            if err.to_string().to_ascii_lowercase().contains("timed out") {
+            if text.to_ascii_lowercase().contains("timed out") {
                 ErrorKind::Timeout
             } else {
                 ErrorKind::Connection
             }
         }
-        K::Server(S::TryAgain | S::ClusterDown | S::BusyLoading | S::MasterDown | S::ReadOnly) => {
-            ErrorKind::Unavailable
-        }
+        K::Server(
+            S::TryAgain
+            | S::ClusterDown
+            | S::BusyLoading
+            | S::MasterDown
+            | S::ReadOnly
+            | S::Moved
+            | S::Ask,
+        ) => ErrorKind::Unavailable,
         K::Server(S::ExecAbort) => ErrorKind::Script,
         K::Parse | K::UnexpectedReturnType => ErrorKind::Protocol,
         K::InvalidClientConfig => ErrorKind::Config,
-        _ if is_script_error(err) => ErrorKind::Script,
+        _ if is_script_error(&text) => ErrorKind::Script,
         _ => ErrorKind::Server,
     }
 }
 
-fn is_script_error(err: &redis::RedisError) -> bool {
-    let text = err.to_string();
+/// The error code inside a script error of Redis < 7, which wraps the
+/// error a `redis.call` raised: `… @user_script:17: TRYAGAIN …` gives
+/// `TRYAGAIN`. Only an all-capitals word right after the location counts.
+fn wrapped_code(text: &str) -> Option<&str> {
+    let at = text.rfind("@user_script:")?;
+    let rest = &text[at + "@user_script:".len()..];
+    let (_line, after) = rest.split_once(": ")?;
+    let word = after.split_whitespace().next()?;
+    let is_code = word.len() >= 2 && word.bytes().all(|b| b.is_ascii_uppercase());
+    is_code.then_some(word)
+}
+
+fn is_script_error(text: &str) -> bool {
     text.contains("script:")
         || text.contains("Error running script")
         || text.contains("user_script")

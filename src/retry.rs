@@ -17,6 +17,14 @@
 //! ([`Backoff::Linear`]) or `1` ([`Backoff::Fixed`]); then jitter removes up to
 //! `jitter × delay` at random so that many clients do not retry in lock step.
 //! Each retry is logged at `warn` with its attempt number and delay.
+//!
+//! **Every call ends within its deadline** ([`RetryPolicy::deadline`],
+//! 10 s by default): attempts and the delays between them share it, an
+//! attempt still running when it passes is abandoned with
+//! [`ErrorKind::Timeout`], and no retry starts that could not begin before
+//! it. (A `MOVED`/`ASK` redirection is followed inside one attempt by the
+//! [`Connection`](crate::Connection); it never ran, so it is safe for every
+//! operation.)
 
 use std::future::Future;
 use std::time::Duration;
@@ -72,7 +80,11 @@ pub struct RetryPolicy {
     delay: Duration,
     max_delay: Duration,
     jitter: f64,
+    deadline: Duration,
 }
+
+/// The default per-call deadline of [`RetryPolicy`]: 10 s.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -82,6 +94,7 @@ impl Default for RetryPolicy {
             delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
             jitter: 0.2,
+            deadline: DEFAULT_DEADLINE,
         }
     }
 }
@@ -89,7 +102,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy of `retries` retries after the first attempt. `delay` must be
     /// greater than zero when `retries` is. The cap defaults to 2 s (raised to
-    /// `delay` if smaller) and jitter to 0.2.
+    /// `delay` if smaller), jitter to 0.2 and the per-call deadline to 10 s.
     pub fn new(retries: u32, backoff: Backoff, delay: Duration) -> Result<Self> {
         if retries > 0 && delay.is_zero() {
             return Err(Error::config("retry_delay must be greater than zero"));
@@ -100,6 +113,7 @@ impl RetryPolicy {
             delay,
             max_delay: Duration::from_secs(2).max(delay),
             jitter: 0.2,
+            deadline: DEFAULT_DEADLINE,
         })
     }
 
@@ -132,6 +146,22 @@ impl RetryPolicy {
         }
         self.jitter = jitter;
         Ok(self)
+    }
+
+    /// Bounds each call, attempts and delays included: the call fails with
+    /// [`ErrorKind::Timeout`] when it has not finished `deadline` after it
+    /// started. Must be greater than zero.
+    pub fn with_deadline(mut self, deadline: Duration) -> Result<Self> {
+        if deadline.is_zero() {
+            return Err(Error::config("call_deadline must be greater than zero"));
+        }
+        self.deadline = deadline;
+        Ok(self)
+    }
+
+    /// The per-call deadline (attempts and delays included).
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// Retries after the first attempt.
@@ -194,9 +224,10 @@ impl RetryPolicy {
         }
     }
 
-    /// Runs `attempt` until it succeeds, fails with a non-retryable error, or
-    /// the retries are used up. `op` and `key` name the operation in logs.
-    /// The returned error carries the number of attempts made.
+    /// Runs `attempt` until it succeeds, fails with a non-retryable error, the
+    /// retries are used up or the deadline passes (an attempt running then is
+    /// dropped). `op` and `key` name the operation in logs and errors. The
+    /// returned error carries the number of attempts made.
     pub async fn run<T, F, Fut>(
         &self,
         op: &str,
@@ -208,14 +239,26 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let started = tokio::time::Instant::now();
         let mut made = 0u32;
         loop {
             made += 1;
-            let err = match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
+            let left = self.deadline.saturating_sub(started.elapsed());
+            let err = match tokio::time::timeout(left, attempt()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => err,
+                Err(_) => Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{op}: not finished within the call deadline of {:?}",
+                        self.deadline
+                    ),
+                ),
             };
-            let retry = made <= self.retries && Self::should_retry(&err, idempotency);
+            let delay = self.delay_with_jitter(made, rand::random::<f64>());
+            let retry = made <= self.retries
+                && Self::should_retry(&err, idempotency)
+                && started.elapsed() + delay < self.deadline;
             if !retry {
                 let err = match (err.key(), key) {
                     (None, Some(key)) => err.with_key(key),
@@ -223,7 +266,6 @@ impl RetryPolicy {
                 };
                 return Err(err.with_attempts(made));
             }
-            let delay = self.delay_with_jitter(made, rand::random::<f64>());
             tracing::warn!(
                 op,
                 key = key.unwrap_or(""),
@@ -238,13 +280,15 @@ impl RetryPolicy {
     }
 }
 
-/// A refused connection means the command was never sent.
+/// A refused connection, or no connection to the cluster node at all, means
+/// the command was never sent.
 fn never_sent(err: &Error) -> bool {
     use std::error::Error as _;
     let mut source = err.source();
     while let Some(cause) = source {
         if let Some(redis_err) = cause.downcast_ref::<redis::RedisError>() {
-            return redis_err.is_connection_refusal();
+            return redis_err.is_connection_refusal()
+                || redis_err.kind() == redis::ErrorKind::ClusterConnectionNotFound;
         }
         source = cause.source();
     }
