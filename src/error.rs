@@ -369,6 +369,139 @@ mod tests {
         );
     }
 
+    fn server(text: &str) -> redis::RedisError {
+        // The driver's own parser, as for a real reply.
+        let reply = format!("-{text}\r\n");
+        match redis::parse_redis_value(reply.as_bytes()) {
+            Ok(value) => value.extract_error().unwrap_err(),
+            Err(e) => panic!("{text}: {e}"),
+        }
+    }
+
+    #[test]
+    fn classifies_many_server_replies() {
+        use ErrorKind as E;
+        let cases = [
+            ("MOVED 3999 127.0.0.1:6381", E::Unavailable),
+            ("ASK 3999 127.0.0.1:6381", E::Unavailable),
+            (
+                "TRYAGAIN Multiple keys request during rehashing of slot",
+                E::Unavailable,
+            ),
+            ("CLUSTERDOWN The cluster is down", E::Unavailable),
+            ("CLUSTERDOWN Hash slot not served", E::Unavailable),
+            (
+                "LOADING Redis is loading the dataset in memory",
+                E::Unavailable,
+            ),
+            (
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+                E::Unavailable,
+            ),
+            (
+                "READONLY You can't write against a read only replica.",
+                E::Unavailable,
+            ),
+            (
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+                E::WrongType,
+            ),
+            (
+                "OOM command not allowed when used memory > 'maxmemory'.",
+                E::OutOfMemory,
+            ),
+            ("NOSCRIPT No matching script. Please use EVAL.", E::Script),
+            (
+                "EXECABORT Transaction discarded because of previous errors.",
+                E::Script,
+            ),
+            // Redis 6.2 wraps what redis.call raised inside a script.
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:17: WRONGTYPE Operation against a key holding the wrong kind of value",
+                E::WrongType,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:3: TRYAGAIN Multiple keys request during rehashing of slot",
+                E::Unavailable,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:3: CLUSTERDOWN The cluster is down",
+                E::Unavailable,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:9: OOM command not allowed when used memory > 'maxmemory'.",
+                E::OutOfMemory,
+            ),
+            // A script's own error, whatever words it carries, stays a script error.
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:5: user_script:5: ttl must be an integer",
+                E::Script,
+            ),
+            (
+                "ERR user_script:1: Script attempted to access a non local key in a cluster node script: f_1, on @user_script:1.",
+                E::Script,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:5: bad MOVED value",
+                E::Script,
+            ),
+            ("ERR wrong number of arguments for 'get' command", E::Server),
+            (
+                "NOPERM User app has no permissions to access the 'x' key",
+                E::Server,
+            ),
+            ("BUSY Redis is busy running a script.", E::Server),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(classify(&server(text)), kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn classifies_io_and_driver_errors() {
+        use std::io::ErrorKind as Io;
+        let io = |k| redis::RedisError::from(std::io::Error::from(k));
+        for (k, kind) in [
+            (Io::ConnectionRefused, ErrorKind::Connection),
+            (Io::ConnectionReset, ErrorKind::Connection),
+            (Io::BrokenPipe, ErrorKind::Connection),
+            (Io::UnexpectedEof, ErrorKind::Connection),
+            (Io::NotConnected, ErrorKind::Connection),
+            (Io::TimedOut, ErrorKind::Timeout),
+            (Io::WouldBlock, ErrorKind::Timeout),
+        ] {
+            assert_eq!(classify(&io(k)), kind, "{k:?}");
+        }
+        let driver = |k, text: &'static str| redis::RedisError::from((k, text));
+        assert_eq!(
+            classify(&driver(
+                redis::ErrorKind::ClusterConnectionNotFound,
+                "no conn"
+            )),
+            ErrorKind::Connection
+        );
+        assert_eq!(
+            classify(&driver(redis::ErrorKind::Parse, "bad")),
+            ErrorKind::Protocol
+        );
+        assert_eq!(
+            classify(&driver(redis::ErrorKind::InvalidClientConfig, "bad url")),
+            ErrorKind::Config
+        );
+    }
+
+    #[test]
+    fn wrapped_codes_need_the_script_location() {
+        assert_eq!(
+            wrapped_code("ERR x @user_script:3: TRYAGAIN y"),
+            Some("TRYAGAIN")
+        );
+        assert_eq!(wrapped_code("ERR TRYAGAIN y"), None);
+        assert_eq!(wrapped_code("ERR x @user_script:3: tryagain"), None);
+        assert_eq!(wrapped_code("ERR x @user_script:3: A"), None);
+        assert_eq!(wrapped_code("ERR x @user_script:3"), None);
+    }
+
     #[test]
     fn classifies_server_codes() {
         let wrong = redis::RedisError::from((redis::ErrorKind::Extension, "x"));

@@ -309,6 +309,167 @@ mod tests {
             .unwrap()
     }
 
+    /// The module's table, row by row: error kind × idempotency × cause.
+    #[test]
+    fn retry_decision_table() {
+        use Idempotency::{Idempotent as I, NonIdempotent as N};
+        let io = |k| Error::from(redis::RedisError::from(std::io::Error::from(k)));
+        let server = |text: &str| {
+            let reply = format!("-{text}\r\n");
+            let value = redis::parse_redis_value(reply.as_bytes()).unwrap();
+            Error::from(value.extract_error().unwrap_err())
+        };
+        let not_found = Error::from(redis::RedisError::from((
+            redis::ErrorKind::ClusterConnectionNotFound,
+            "no connection to the node",
+        )));
+        let rows: Vec<(&str, Error, bool, bool)> = vec![
+            // (cause, error, retried when idempotent, retried when not)
+            (
+                "refused",
+                io(std::io::ErrorKind::ConnectionRefused),
+                true,
+                true,
+            ),
+            ("no cluster connection", not_found, true, true),
+            (
+                "reset mid-request",
+                io(std::io::ErrorKind::ConnectionReset),
+                true,
+                false,
+            ),
+            (
+                "broken pipe",
+                io(std::io::ErrorKind::BrokenPipe),
+                true,
+                false,
+            ),
+            (
+                "closed (EOF)",
+                io(std::io::ErrorKind::UnexpectedEof),
+                true,
+                false,
+            ),
+            ("timeout", io(std::io::ErrorKind::TimedOut), true, false),
+            (
+                "TRYAGAIN",
+                server("TRYAGAIN Multiple keys request during rehashing of slot"),
+                true,
+                true,
+            ),
+            (
+                "CLUSTERDOWN",
+                server("CLUSTERDOWN The cluster is down"),
+                true,
+                true,
+            ),
+            (
+                "LOADING",
+                server("LOADING Redis is loading the dataset in memory"),
+                true,
+                true,
+            ),
+            (
+                "MASTERDOWN",
+                server("MASTERDOWN Link with MASTER is down"),
+                true,
+                true,
+            ),
+            (
+                "READONLY",
+                server("READONLY You can't write against a read only replica."),
+                true,
+                true,
+            ),
+            ("MOVED", server("MOVED 12 127.0.0.1:7001"), true, true),
+            ("ASK", server("ASK 12 127.0.0.1:7001"), true, true),
+            (
+                "WRONGTYPE",
+                server("WRONGTYPE Operation against a key holding the wrong kind of value"),
+                false,
+                false,
+            ),
+            (
+                "OOM",
+                server("OOM command not allowed when used memory > 'maxmemory'."),
+                false,
+                false,
+            ),
+            (
+                "NOSCRIPT",
+                server("NOSCRIPT No matching script."),
+                false,
+                false,
+            ),
+            (
+                "other server error",
+                server("ERR unknown command"),
+                false,
+                false,
+            ),
+            ("script", Error::new(ErrorKind::Script, "x"), false, false),
+            (
+                "decode",
+                Error::new(ErrorKind::Deserialization, "x"),
+                false,
+                false,
+            ),
+            ("validation", Error::validation("x"), false, false),
+            ("protocol", Error::protocol("x"), false, false),
+        ];
+        for (cause, err, idem, non) in rows {
+            assert_eq!(
+                RetryPolicy::should_retry(&err, I),
+                idem,
+                "{cause}, idempotent: {err:?}"
+            );
+            assert_eq!(
+                RetryPolicy::should_retry(&err, N),
+                non,
+                "{cause}, non-idempotent: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_bounds_attempts_and_delays() {
+        let policy = RetryPolicy::new(100, Backoff::Fixed, Duration::from_millis(300))
+            .unwrap()
+            .with_deadline(Duration::from_secs(1))
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let err = policy
+            .run("op", Some("k"), Idempotency::Idempotent, || {
+                attempts += 1;
+                async { Err::<(), _>(Error::new(ErrorKind::Connection, "down")) }
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() <= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert_eq!(attempts, err.attempts());
+        assert!((2..=4).contains(&attempts), "{attempts}");
+
+        // An attempt that hangs is dropped at the deadline.
+        let started = tokio::time::Instant::now();
+        let err = policy
+            .run("op", Some("k"), Idempotency::Idempotent, || {
+                std::future::pending::<Result<()>>()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(err.to_string().contains("call deadline"), "{err}");
+        assert_eq!(err.key(), Some("k"));
+        assert!(RetryPolicy::none().with_deadline(Duration::ZERO).is_err());
+    }
+
     #[test]
     fn shapes() {
         let exp = policy(Backoff::Exponential, 100, 10_000, 0.0);
