@@ -118,3 +118,191 @@ async fn timeouts_retry_idempotent_operations_only() {
     // The connection is usable again afterwards.
     assert_eq!(svc.get::<String>("k").await.unwrap().as_deref(), Some("v"));
 }
+
+// ---------------------------------------------------------------------------
+// The retry table against real servers: each row makes the server (or the
+// network) produce the failure, and counts what the server saw.
+// ---------------------------------------------------------------------------
+
+use redis_atomics::Idempotency;
+use std::time::Instant;
+use support::RedisServer;
+
+/// `count` of `errorstat_<code>` in `INFO errorstats` (0 when absent).
+fn error_count(node: &RedisServer, code: &str) -> u64 {
+    info_count(node, "errorstats", &format!("errorstat_{code}:count="))
+}
+
+/// `calls` of `cmdstat_<command>` in `INFO commandstats` (0 when absent).
+fn command_calls(node: &RedisServer, command: &str) -> u64 {
+    info_count(node, "commandstats", &format!("cmdstat_{command}:calls="))
+}
+
+fn info_count(node: &RedisServer, section: &str, prefix: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query(&mut node.connection())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Polls a blocking condition every 10 ms, failing after 10 s.
+async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tokio::task::block_in_place(&mut cond) {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// READONLY (a write on a replica) is retried for idempotent and
+/// non-idempotent writes alike: the replica refused it each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_is_retried_for_every_idempotency() {
+    let primary = RedisServer::start();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let svc = RedisService::connect(config(replica.url(), 3))
+        .await
+        .unwrap();
+    for (opts, what) in [
+        (SetOptions::new(), "SET"),
+        (SetOptions::new().nx(), "SET NX"),
+    ] {
+        let before = tokio::task::block_in_place(|| error_count(&replica, "READONLY"));
+        let err = svc.set("k", "v", opts).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{what}: {err:?}");
+        assert_eq!(err.attempts(), 4, "{what}: {err:?}");
+        let refused = tokio::task::block_in_place(|| error_count(&replica, "READONLY")) - before;
+        assert_eq!(refused, 4, "{what}: the replica refused every attempt");
+    }
+}
+
+/// MASTERDOWN (a replica that may not serve stale data, its primary gone)
+/// is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masterdown_is_retried() {
+    let mut primary = RedisServer::start();
+    let port = primary.port().to_string();
+    primary.stop();
+    // Configured after the start: such a replica does not even answer PING.
+    let replica = RedisServer::start();
+    for args in [
+        &["CONFIG", "SET", "replica-serve-stale-data", "no"][..],
+        &["REPLICAOF", "127.0.0.1", &port][..],
+    ] {
+        redis::cmd(args[0])
+            .arg(&args[1..])
+            .exec(&mut replica.connection())
+            .unwrap();
+    }
+    let svc = RedisService::connect(config(replica.url(), 3))
+        .await
+        .unwrap();
+    let err = svc.get::<String>("k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+    assert_eq!(err.attempts(), 4, "{err:?}");
+    let seen = tokio::task::block_in_place(|| error_count(&replica, "MASTERDOWN"));
+    assert_eq!(seen, 4, "the replica refused every attempt");
+}
+
+/// A refused connection means the command never left: a non-idempotent
+/// `SET NX` is retried, and succeeds once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_retried_for_non_idempotent_calls() {
+    let mut server = RedisServer::start();
+    let svc = RedisService::connect(config(server.url(), 3))
+        .await
+        .unwrap();
+    svc.get::<String>("warm").await.unwrap();
+    tokio::task::block_in_place(|| server.stop());
+    // The first call finds the old connection closed (ambiguous for a write).
+    let _ = svc.get::<String>("k").await;
+    let err = svc.set("n", "1", SetOptions::new().nx()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+    assert_eq!(err.attempts(), 4, "refused, so retried: {err:?}");
+
+    let patient = RedisService::connect(config(server.url(), 3)).await;
+    assert!(patient.is_err(), "the server is down");
+    let svc = RedisService::from_connection(
+        svc.connection(),
+        RedisConfig::builder()
+            .url(server.url())
+            .retry_count(500)
+            .retry_backoff(Backoff::Fixed)
+            .retry_delay(Duration::from_millis(20))
+            .call_deadline(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    );
+    let call = {
+        let svc = svc.clone();
+        tokio::spawn(async move { svc.set("n", "1", SetOptions::new().nx()).await })
+    };
+    tokio::task::block_in_place(|| server.restart());
+    let set = call
+        .await
+        .unwrap()
+        .expect("retried until the server was back");
+    assert!(set, "SET NX ran once, on the restarted (empty) server");
+}
+
+/// A connection reset after the server ran a non-idempotent command (its
+/// reply lost) is not retried; an idempotent read in the same situation is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_mid_request_is_retried_only_when_idempotent() {
+    let server = RedisServer::start();
+    let proxy = support::proxy::FaultProxy::start(server.port());
+    let cfg = RedisConfig::builder()
+        .url(proxy.url())
+        .retry_count(3)
+        .retry_backoff(Backoff::Fixed)
+        .retry_delay(Duration::from_millis(20))
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let svc = RedisService::connect(cfg).await.unwrap();
+    for (op, idempotency) in [
+        ("set", Idempotency::NonIdempotent),
+        ("get", Idempotency::Idempotent),
+    ] {
+        // Connected (and the handshake done) before replies are dropped.
+        svc.exists("warm").await.unwrap();
+        let before = tokio::task::block_in_place(|| command_calls(&server, op));
+        proxy.set_drop_replies(true);
+        let call = {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                match idempotency {
+                    Idempotency::NonIdempotent => {
+                        svc.set("n", "1", SetOptions::new().nx()).await.map(|_| ())
+                    }
+                    Idempotency::Idempotent => svc.get::<String>("n").await.map(|_| ()),
+                }
+            })
+        };
+        poll_until(&format!("the server ran {op}"), || {
+            command_calls(&server, op) > before
+        })
+        .await;
+        proxy.heal();
+        proxy.reset_all();
+        let result = call.await.unwrap();
+        let ran = tokio::task::block_in_place(|| command_calls(&server, op)) - before;
+        match idempotency {
+            Idempotency::NonIdempotent => {
+                let err = result.expect_err("a reset mid-request must not be retried");
+                assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+                assert_eq!(err.attempts(), 1, "{err:?}");
+                assert_eq!(ran, 1, "SET NX ran {ran} times");
+            }
+            Idempotency::Idempotent => {
+                result.expect("an idempotent read is retried after the reset");
+                assert_eq!(ran, 2, "GET ran {ran} times: once lost, once answered");
+            }
+        }
+    }
+}
