@@ -306,3 +306,179 @@ async fn a_reset_mid_request_is_retried_only_when_idempotent() {
         }
     }
 }
+
+/// The cluster rows, on one cluster of this test's own (it moves a slot
+/// and unassigns one): ASK is followed (also for a non-idempotent script,
+/// since the node did not run it), TRYAGAIN and CLUSTERDOWN are retried
+/// until the slot is whole again. INFO errorstats shows each really happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_tryagain_and_clusterdown_on_a_cluster() {
+    let cluster = tokio::task::block_in_place(support::RedisCluster::start);
+    let cfg = RedisConfig::builder()
+        .cluster_nodes(cluster.nodes())
+        .retry_count(1000)
+        .retry_backoff(Backoff::Fixed)
+        .retry_delay(Duration::from_millis(20))
+        .call_deadline(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let svc = RedisService::connect(cfg).await.unwrap();
+    let script = |svc: RedisService, tag: &'static str| async move {
+        let (a, b) = (format!("{{{tag}}}:a"), format!("{{{tag}}}:b"));
+        svc.eval_script::<i64, _>(
+            "mset_expire",
+            &[a.as_str(), b.as_str()],
+            &["60000", "1", "2"],
+            Idempotency::NonIdempotent,
+        )
+        .await
+    };
+    // A one-key write: an importing node answers TRYAGAIN to a multi-key
+    // request whose keys are not all there yet.
+    let one = |svc: RedisService, tag: &'static str| async move {
+        let a = format!("{{{tag}}}:a");
+        svc.eval_script::<i64, _>(
+            "mset_expire",
+            &[a.as_str()],
+            &["60000", "1"],
+            Idempotency::NonIdempotent,
+        )
+        .await
+    };
+    let cmd = |node: &RedisServer, args: &[&str]| {
+        redis::cmd(args[0])
+            .arg(&args[1..])
+            .exec(&mut node.connection())
+            .unwrap()
+    };
+    let id = |i: usize| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut cluster.node(i).connection())
+            .unwrap()
+    };
+    let slot = |key: &str| -> String {
+        let s: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut cluster.node(0).connection())
+            .unwrap();
+        s.to_string()
+    };
+
+    // ASK: the slot is migrating and its keys are not on the source.
+    let tag = "ask";
+    let s = slot("{ask}");
+    let src = cluster.primary_of_key("{ask}");
+    let dst = (src + 1) % support::CLUSTER_PRIMARIES;
+    let (src_id, dst_id) = (id(src), id(dst));
+    tokio::task::block_in_place(|| {
+        cmd(
+            cluster.node(dst),
+            &["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id],
+        );
+        cmd(
+            cluster.node(src),
+            &["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id],
+        );
+    });
+    let asks = tokio::task::block_in_place(|| error_count(cluster.node(src), "ASK"));
+    one(svc.clone(), tag).await.expect("ASK is followed");
+    tokio::task::block_in_place(|| {
+        assert!(
+            error_count(cluster.node(src), "ASK") > asks,
+            "no ASK happened"
+        );
+        assert!(
+            command_calls(cluster.node(dst), "asking") >= 1,
+            "no ASKING sent"
+        );
+        let on_dst: u64 = redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(&s)
+            .query(&mut cluster.node(dst).connection())
+            .unwrap();
+        assert_eq!(on_dst, 1, "the script ran on the importing node");
+        for i in cluster.primaries() {
+            cmd(
+                cluster.node(i),
+                &["CLUSTER", "SETSLOT", &s, "NODE", &dst_id],
+            );
+        }
+    });
+
+    // TRYAGAIN: a multi-key script while one key is migrated, one is not.
+    let tag = "try";
+    let s = slot("{try}");
+    script(svc.clone(), tag).await.unwrap();
+    let src = cluster.primary_of_key("{try}");
+    let dst = (src + 1) % support::CLUSTER_PRIMARIES;
+    let (src_id, dst_id) = (id(src), id(dst));
+    let dst_port = cluster.node(dst).port().to_string();
+    let tries = tokio::task::block_in_place(|| {
+        cmd(
+            cluster.node(dst),
+            &["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id],
+        );
+        cmd(
+            cluster.node(src),
+            &["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id],
+        );
+        let migrate = [
+            "MIGRATE",
+            "127.0.0.1",
+            &dst_port,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+            "{try}:b",
+        ];
+        cmd(cluster.node(src), &migrate);
+        error_count(cluster.node(src), "TRYAGAIN")
+    });
+    let call = tokio::spawn(script(svc.clone(), tag));
+    poll_until("TRYAGAIN", || {
+        error_count(cluster.node(src), "TRYAGAIN") > tries
+    })
+    .await;
+    tokio::task::block_in_place(|| {
+        let migrate = [
+            "MIGRATE",
+            "127.0.0.1",
+            &dst_port,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+            "{try}:a",
+        ];
+        cmd(cluster.node(src), &migrate);
+        for i in cluster.primaries() {
+            cmd(
+                cluster.node(i),
+                &["CLUSTER", "SETSLOT", &s, "NODE", &dst_id],
+            );
+        }
+    });
+    call.await
+        .unwrap()
+        .expect("TRYAGAIN is retried until the slot has moved");
+
+    // CLUSTERDOWN: the owner stops serving the slot, then serves it again.
+    let s = slot("{down}");
+    let owner = cluster.primary_of_key("{down}");
+    let downs = tokio::task::block_in_place(|| {
+        cmd(cluster.node(owner), &["CLUSTER", "DELSLOTS", &s]);
+        error_count(cluster.node(owner), "CLUSTERDOWN")
+    });
+    let call = tokio::spawn(script(svc.clone(), "down"));
+    poll_until("CLUSTERDOWN", || {
+        error_count(cluster.node(owner), "CLUSTERDOWN") > downs
+    })
+    .await;
+    tokio::task::block_in_place(|| cmd(cluster.node(owner), &["CLUSTER", "ADDSLOTS", &s]));
+    call.await
+        .unwrap()
+        .expect("CLUSTERDOWN is retried until the slot is served");
+}
