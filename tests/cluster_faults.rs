@@ -85,6 +85,7 @@ async fn manual_failover_and_a_killed_primary_under_load() {
     // 1. Graceful: a replica takes over with CLUSTER FAILOVER.
     let primary = cluster.primary_of_key("fault:{0}:m:a");
     let replica = cluster.replicas_of(primary)[0];
+    let failed_before = tally.failed.load(Ordering::SeqCst);
     tokio::task::block_in_place(|| {
         redis::cmd("CLUSTER")
             .arg("FAILOVER")
@@ -94,15 +95,28 @@ async fn manual_failover_and_a_killed_primary_under_load() {
         cluster.wait_ok();
     });
     let ok_after_failover = tally.ok.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        tally.ok.load(Ordering::SeqCst) > ok_after_failover,
-        "no success after the manual failover"
+    poll_until("a success after the manual failover", || {
+        tally.ok.load(Ordering::SeqCst) > ok_after_failover + 12
+    })
+    .await;
+    assert_eq!(
+        tally.failed.load(Ordering::SeqCst),
+        failed_before,
+        "a graceful failover failed a call"
     );
 
     // 2. A crash: kill the new primary; its replica (the old primary) is promoted.
     let victim = replica;
     let heir = cluster.replicas_of(victim)[0];
+    // The heir forgets every script, so the first call after its promotion
+    // must take the EVAL fallback there.
+    let evals = tokio::task::block_in_place(|| {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .exec(&mut cluster.node(heir).connection())
+            .unwrap();
+        command_calls(cluster.node(heir), "eval")
+    });
     tokio::task::block_in_place(|| cluster.node_mut(victim).stop());
     let killed = Instant::now();
     // A probe on the dead primary's slot: how long until it answers again.
@@ -139,6 +153,11 @@ async fn manual_failover_and_a_killed_primary_under_load() {
     bounded("script on the new primary", unit(&service, 0, 1))
         .await
         .unwrap();
+    let ran_eval = tokio::task::block_in_place(|| command_calls(cluster.node(heir), "eval"));
+    assert!(
+        ran_eval > evals,
+        "the promoted node never ran the EVAL fallback"
+    );
     assert_writes_readable(&service, 12).await;
 
     // The crashed node comes back as a replica and the cluster is whole again.
@@ -176,6 +195,9 @@ async fn slot_migration_under_load_is_invisible() {
             .unwrap()
     };
     let (src_id, dst_id) = (id(src), id(dst));
+    let redirects_before = tokio::task::block_in_place(|| {
+        error_count(cluster.node(src), "ASK") + error_count(cluster.node(src), "TRYAGAIN")
+    });
     tokio::task::block_in_place(|| {
         let mut s = cluster.node(src).connection();
         let mut d = cluster.node(dst).connection();
@@ -229,6 +251,13 @@ async fn slot_migration_under_load_is_invisible() {
         cluster.wait_ok();
     });
     assert_eq!(cluster.primary_of_key(key), dst, "the slot moved");
+    let redirects = tokio::task::block_in_place(|| {
+        error_count(cluster.node(src), "ASK") + error_count(cluster.node(src), "TRYAGAIN")
+    });
+    assert!(
+        redirects > redirects_before,
+        "no ASK or TRYAGAIN happened during the migration"
+    );
     let ok_after = tally.ok.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::SeqCst);
@@ -262,15 +291,23 @@ async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// `calls` of `cmdstat_<command>` in `INFO commandstats` of a node.
 fn command_calls(node: &support::RedisServer, command: &str) -> u64 {
+    info_count(node, "commandstats", &format!("cmdstat_{command}:calls="))
+}
+
+/// `count` of `errorstat_<code>` in `INFO errorstats` of a node.
+fn error_count(node: &support::RedisServer, code: &str) -> u64 {
+    info_count(node, "errorstats", &format!("errorstat_{code}:count="))
+}
+
+fn info_count(node: &support::RedisServer, section: &str, prefix: &str) -> u64 {
     let info: String = redis::cmd("INFO")
-        .arg("commandstats")
+        .arg(section)
         .query(&mut node.connection())
         .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
     info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
+        .find_map(|l| l.strip_prefix(prefix))
         .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// A service on a proxied cluster, with retries left (so only the retry
