@@ -51,7 +51,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// A builder with every default: `redis://127.0.0.1:6379`, no namespace,
     /// 3 retries with exponential backoff from 100 ms (capped at 2 s, jitter
-    /// 0.2), connect timeout 2 s, response timeout 2 s.
+    /// 0.2), connect timeout 2 s, response timeout 2 s, call deadline 10 s.
     pub fn builder() -> RedisConfigBuilder {
         RedisConfigBuilder::default()
     }
@@ -109,6 +109,7 @@ pub struct RedisConfigBuilder {
     retry_delay: Duration,
     max_retry_delay: Option<Duration>,
     retry_jitter: f64,
+    call_deadline: Duration,
     connect_timeout: Duration,
     response_timeout: Duration,
     circuit_breaker: CircuitBreakerOptions,
@@ -125,6 +126,7 @@ impl Default for RedisConfigBuilder {
             retry_delay: retry.delay(),
             max_retry_delay: None,
             retry_jitter: retry.jitter(),
+            call_deadline: retry.deadline(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
             circuit_breaker: CircuitBreakerOptions::default(),
@@ -213,6 +215,16 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// The most one call may take, every attempt and retry delay included;
+    /// past it the call fails with a timeout (a cluster failover or a dead
+    /// node never holds a caller longer). Must be at least the response
+    /// timeout. Defaults to 10 s.
+    #[must_use]
+    pub fn call_deadline(mut self, deadline: Duration) -> Self {
+        self.call_deadline = deadline;
+        self
+    }
+
     /// How long a connection attempt may take. Defaults to 2 s.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -260,9 +272,16 @@ impl RedisConfigBuilder {
         if self.response_timeout.is_zero() {
             return Err(Error::config("response_timeout must be greater than zero"));
         }
+        if self.call_deadline < self.response_timeout {
+            return Err(Error::config(format!(
+                "call_deadline ({:?}) must be at least response_timeout ({:?})",
+                self.call_deadline, self.response_timeout
+            )));
+        }
         self.circuit_breaker.validate()?;
         let mut retry = RetryPolicy::new(self.retry_count, self.retry_backoff, self.retry_delay)?
-            .with_jitter(self.retry_jitter)?;
+            .with_jitter(self.retry_jitter)?
+            .with_deadline(self.call_deadline)?;
         if let Some(max) = self.max_retry_delay {
             retry = retry.with_max_delay(max)?;
         }
@@ -299,6 +318,7 @@ mod tests {
         assert_eq!(c.retry().retries(), 3);
         assert_eq!(c.retry().backoff(), Backoff::Exponential);
         assert_eq!(c.retry().delay(), Duration::from_millis(100));
+        assert_eq!(c.retry().deadline(), Duration::from_secs(10));
     }
 
     #[test]
@@ -323,6 +343,16 @@ mod tests {
                 "retry_delay",
             ),
             (RedisConfig::builder().retry_jitter(2.0), "retry_jitter"),
+            (
+                RedisConfig::builder().call_deadline(Duration::ZERO),
+                "call_deadline",
+            ),
+            (
+                RedisConfig::builder()
+                    .response_timeout(Duration::from_secs(3))
+                    .call_deadline(Duration::from_secs(2)),
+                "call_deadline (2s) must be at least response_timeout (3s)",
+            ),
             (
                 RedisConfig::builder().max_retry_delay(Duration::from_millis(1)),
                 "max_retry_delay",

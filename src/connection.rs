@@ -1,11 +1,22 @@
 //! The connection under a service: one server through redis-rs
 //! `ConnectionManager` (which reconnects by itself), or a cluster through
 //! `cluster_async`. Both are multiplexed and cheap to clone.
+//!
+//! **Only the library re-sends a command.** The cluster client is built with
+//! `retries(0)`: redis-rs would otherwise re-send a request whose connection
+//! broke after the server ran it (a lost reply), counting a non-idempotent
+//! script twice. Whether to try again is decided by
+//! [`RetryPolicy`](crate::RetryPolicy) from the error and the operation's
+//! [`Idempotency`](crate::Idempotency). Redirections are different: a `MOVED`
+//! or `ASK` reply means the node did not run the command, so
+//! [`Connection`] follows them itself (up to [`MAX_REDIRECTS`] per request,
+//! `ASKING` first for `ASK`), whatever the idempotency. A redirection it
+//! cannot follow surfaces as [`ErrorKind::Unavailable`](crate::ErrorKind).
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, RedisFuture, Value};
+use redis::{Cmd, RedisFuture, RedisResult, Value};
 
 use crate::config::{RedisConfig, Topology};
 use crate::error::{Error, Result};
@@ -80,7 +91,8 @@ impl Connection {
                     let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
                         .connection_timeout(config.connect_timeout())
                         .response_timeout(config.response_timeout())
-                        .retries(2)
+                        // Never re-sent by the driver: see the module docs.
+                        .retries(0)
                         .build()?;
                     Ok(Connection::Cluster(client.get_async_connection().await?))
                 }
@@ -136,6 +148,68 @@ impl Connection {
     }
 }
 
+/// How many `MOVED`/`ASK` redirections one cluster request follows before
+/// the redirection is returned as an error (a slot map in flux).
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Sends `cmd` by slot and follows `MOVED`/`ASK` to the node they name. Safe
+/// for every command: a redirection means the command did not run.
+async fn cluster_request(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
+    let mut reply = conn.req_packed_command(cmd).await;
+    for _ in 0..MAX_REDIRECTS {
+        let Some(redirect) = reply.as_ref().err().and_then(Redirect::of) else {
+            break;
+        };
+        let routing = SingleNodeRoutingInfo::ByAddress {
+            host: redirect.host.clone(),
+            port: redirect.port,
+        };
+        let next = if redirect.ask {
+            let mut pipe = redis::pipe();
+            pipe.cmd("ASKING").add_command(cmd.clone());
+            conn.route_pipeline(pipe, 1, 1, routing)
+                .await
+                .and_then(|mut values| {
+                    values.pop().ok_or_else(|| {
+                        redis::RedisError::from((
+                            redis::ErrorKind::Parse,
+                            "ASKING pipeline: no reply",
+                        ))
+                    })
+                })
+        } else {
+            conn.route_command(cmd.clone(), RoutingInfo::SingleNode(routing))
+                .await
+        };
+        match next {
+            // No connection to that node yet: the driver is refreshing its
+            // slot map (it does on every MOVED); the retry policy tries again.
+            Err(e) if e.kind() == redis::ErrorKind::ClusterConnectionNotFound => break,
+            next => reply = next,
+        }
+    }
+    reply
+}
+
+/// Where a `MOVED`/`ASK` error points.
+struct Redirect {
+    host: String,
+    port: u16,
+    ask: bool,
+}
+
+impl Redirect {
+    fn of(err: &redis::RedisError) -> Option<Self> {
+        let (addr, _slot) = err.redirect_node()?;
+        let (host, port) = addr.rsplit_once(':')?;
+        Some(Redirect {
+            host: host.to_owned(),
+            port: port.parse().ok()?,
+            ask: err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask),
+        })
+    }
+}
+
 /// Primaries from a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id], …], …]`.
 fn parse_cluster_slots(reply: &Value) -> Result<Vec<Node>> {
     let bad = || Error::protocol("unexpected CLUSTER SLOTS reply");
@@ -170,7 +244,7 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Standalone(conn) => conn.req_packed_command(cmd),
-            Connection::Cluster(conn) => conn.req_packed_command(cmd),
+            Connection::Cluster(conn) => Box::pin(cluster_request(conn, cmd)),
         }
     }
 

@@ -25,7 +25,9 @@ pub enum ErrorKind {
     /// A connect or response timeout elapsed.
     Timeout,
     /// A transient server or cluster state: `TRYAGAIN`, `CLUSTERDOWN`,
-    /// `LOADING`, `MASTERDOWN`, `READONLY` (a failover in progress).
+    /// `LOADING`, `MASTERDOWN`, `READONLY` (a failover in progress), or a
+    /// `MOVED`/`ASK` redirection that could not be followed (a slot map in
+    /// flux). The server refused the command, so it did not run.
     Unavailable,
     /// A value could not be serialized before it was sent.
     Serialization,
@@ -219,49 +221,86 @@ impl Error {
     }
 }
 
+/// The server error codes that mean "not now, and not run": a cluster or
+/// server state that passes (slot moving, failover, loading).
+const UNAVAILABLE_CODES: [&str; 7] = [
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "LOADING",
+    "MASTERDOWN",
+    "READONLY",
+    "MOVED",
+    "ASK",
+];
+
 /// Maps a driver error onto an [`ErrorKind`].
+///
+/// The server's error code decides first, whether the reply came to a plain
+/// command or to a script (`EVALSHA` refused with `MOVED`, `TRYAGAIN`, … is a
+/// cluster state, not a script failure), and also when an older server wraps
+/// it in a script error (`ERR Error running script (…): @user_script:17:
+/// WRONGTYPE …`).
 fn classify(err: &redis::RedisError) -> ErrorKind {
     use redis::{ErrorKind as K, ServerErrorKind as S};
     if err.is_timeout() {
         return ErrorKind::Timeout;
     }
     let text = err.to_string();
-    // Redis 6.2 wraps errors raised inside scripts as
-    // `ERR Error running script (…): @user_script:17: WRONGTYPE …`.
-    if text.contains("WRONGTYPE") {
-        return ErrorKind::WrongType;
-    }
-    if err.code() == Some("OOM") || text.contains("OOM command not allowed") {
-        return ErrorKind::OutOfMemory;
-    }
-    match err.code() {
-        Some("TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "READONLY") => {
-            return ErrorKind::Unavailable;
-        }
+    let code = match err.code() {
+        None | Some("ERR") => wrapped_code(&text).or(err.code()),
+        code => code,
+    };
+    match code {
+        Some("WRONGTYPE") => return ErrorKind::WrongType,
+        Some("OOM") => return ErrorKind::OutOfMemory,
+        Some(c) if UNAVAILABLE_CODES.contains(&c) => return ErrorKind::Unavailable,
         Some("NOSCRIPT") => return ErrorKind::Script,
         _ => {}
     }
+    if text.contains("WRONGTYPE") {
+        return ErrorKind::WrongType;
+    }
+    if text.contains("OOM command not allowed") {
+        return ErrorKind::OutOfMemory;
+    }
     match err.kind() {
         K::Io | K::ClusterConnectionNotFound => {
-            if err.to_string().to_ascii_lowercase().contains("timed out") {
+            if text.to_ascii_lowercase().contains("timed out") {
                 ErrorKind::Timeout
             } else {
                 ErrorKind::Connection
             }
         }
-        K::Server(S::TryAgain | S::ClusterDown | S::BusyLoading | S::MasterDown | S::ReadOnly) => {
-            ErrorKind::Unavailable
-        }
+        K::Server(
+            S::TryAgain
+            | S::ClusterDown
+            | S::BusyLoading
+            | S::MasterDown
+            | S::ReadOnly
+            | S::Moved
+            | S::Ask,
+        ) => ErrorKind::Unavailable,
         K::Server(S::ExecAbort) => ErrorKind::Script,
         K::Parse | K::UnexpectedReturnType => ErrorKind::Protocol,
         K::InvalidClientConfig => ErrorKind::Config,
-        _ if is_script_error(err) => ErrorKind::Script,
+        _ if is_script_error(&text) => ErrorKind::Script,
         _ => ErrorKind::Server,
     }
 }
 
-fn is_script_error(err: &redis::RedisError) -> bool {
-    let text = err.to_string();
+/// The error code inside a script error of Redis < 7, which wraps the
+/// error a `redis.call` raised: `… @user_script:17: TRYAGAIN …` gives
+/// `TRYAGAIN`. Only an all-capitals word right after the location counts.
+fn wrapped_code(text: &str) -> Option<&str> {
+    let at = text.rfind("@user_script:")?;
+    let rest = &text[at + "@user_script:".len()..];
+    let (_line, after) = rest.split_once(": ")?;
+    let word = after.split_whitespace().next()?;
+    let is_code = word.len() >= 2 && word.bytes().all(|b| b.is_ascii_uppercase());
+    is_code.then_some(word)
+}
+
+fn is_script_error(text: &str) -> bool {
     text.contains("script:")
         || text.contains("Error running script")
         || text.contains("user_script")
@@ -328,6 +367,139 @@ mod tests {
             err.to_string(),
             "user:1: .address.zip: invalid type: integer, expected a string"
         );
+    }
+
+    fn server(text: &str) -> redis::RedisError {
+        // The driver's own parser, as for a real reply.
+        let reply = format!("-{text}\r\n");
+        match redis::parse_redis_value(reply.as_bytes()) {
+            Ok(value) => value.extract_error().unwrap_err(),
+            Err(e) => panic!("{text}: {e}"),
+        }
+    }
+
+    #[test]
+    fn classifies_many_server_replies() {
+        use ErrorKind as E;
+        let cases = [
+            ("MOVED 3999 127.0.0.1:6381", E::Unavailable),
+            ("ASK 3999 127.0.0.1:6381", E::Unavailable),
+            (
+                "TRYAGAIN Multiple keys request during rehashing of slot",
+                E::Unavailable,
+            ),
+            ("CLUSTERDOWN The cluster is down", E::Unavailable),
+            ("CLUSTERDOWN Hash slot not served", E::Unavailable),
+            (
+                "LOADING Redis is loading the dataset in memory",
+                E::Unavailable,
+            ),
+            (
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+                E::Unavailable,
+            ),
+            (
+                "READONLY You can't write against a read only replica.",
+                E::Unavailable,
+            ),
+            (
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+                E::WrongType,
+            ),
+            (
+                "OOM command not allowed when used memory > 'maxmemory'.",
+                E::OutOfMemory,
+            ),
+            ("NOSCRIPT No matching script. Please use EVAL.", E::Script),
+            (
+                "EXECABORT Transaction discarded because of previous errors.",
+                E::Script,
+            ),
+            // Redis 6.2 wraps what redis.call raised inside a script.
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:17: WRONGTYPE Operation against a key holding the wrong kind of value",
+                E::WrongType,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:3: TRYAGAIN Multiple keys request during rehashing of slot",
+                E::Unavailable,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:3: CLUSTERDOWN The cluster is down",
+                E::Unavailable,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:9: OOM command not allowed when used memory > 'maxmemory'.",
+                E::OutOfMemory,
+            ),
+            // A script's own error, whatever words it carries, stays a script error.
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:5: user_script:5: ttl must be an integer",
+                E::Script,
+            ),
+            (
+                "ERR user_script:1: Script attempted to access a non local key in a cluster node script: f_1, on @user_script:1.",
+                E::Script,
+            ),
+            (
+                "ERR Error running script (call to f_1a2b): @user_script:5: bad MOVED value",
+                E::Script,
+            ),
+            ("ERR wrong number of arguments for 'get' command", E::Server),
+            (
+                "NOPERM User app has no permissions to access the 'x' key",
+                E::Server,
+            ),
+            ("BUSY Redis is busy running a script.", E::Server),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(classify(&server(text)), kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn classifies_io_and_driver_errors() {
+        use std::io::ErrorKind as Io;
+        let io = |k| redis::RedisError::from(std::io::Error::from(k));
+        for (k, kind) in [
+            (Io::ConnectionRefused, ErrorKind::Connection),
+            (Io::ConnectionReset, ErrorKind::Connection),
+            (Io::BrokenPipe, ErrorKind::Connection),
+            (Io::UnexpectedEof, ErrorKind::Connection),
+            (Io::NotConnected, ErrorKind::Connection),
+            (Io::TimedOut, ErrorKind::Timeout),
+            (Io::WouldBlock, ErrorKind::Timeout),
+        ] {
+            assert_eq!(classify(&io(k)), kind, "{k:?}");
+        }
+        let driver = |k, text: &'static str| redis::RedisError::from((k, text));
+        assert_eq!(
+            classify(&driver(
+                redis::ErrorKind::ClusterConnectionNotFound,
+                "no conn"
+            )),
+            ErrorKind::Connection
+        );
+        assert_eq!(
+            classify(&driver(redis::ErrorKind::Parse, "bad")),
+            ErrorKind::Protocol
+        );
+        assert_eq!(
+            classify(&driver(redis::ErrorKind::InvalidClientConfig, "bad url")),
+            ErrorKind::Config
+        );
+    }
+
+    #[test]
+    fn wrapped_codes_need_the_script_location() {
+        assert_eq!(
+            wrapped_code("ERR x @user_script:3: TRYAGAIN y"),
+            Some("TRYAGAIN")
+        );
+        assert_eq!(wrapped_code("ERR TRYAGAIN y"), None);
+        assert_eq!(wrapped_code("ERR x @user_script:3: tryagain"), None);
+        assert_eq!(wrapped_code("ERR x @user_script:3: A"), None);
+        assert_eq!(wrapped_code("ERR x @user_script:3"), None);
     }
 
     #[test]

@@ -17,6 +17,14 @@
 //! ([`Backoff::Linear`]) or `1` ([`Backoff::Fixed`]); then jitter removes up to
 //! `jitter × delay` at random so that many clients do not retry in lock step.
 //! Each retry is logged at `warn` with its attempt number and delay.
+//!
+//! **Every call ends within its deadline** ([`RetryPolicy::deadline`],
+//! 10 s by default): attempts and the delays between them share it, an
+//! attempt still running when it passes is abandoned with
+//! [`ErrorKind::Timeout`], and no retry starts that could not begin before
+//! it. (A `MOVED`/`ASK` redirection is followed inside one attempt by the
+//! [`Connection`](crate::Connection); it never ran, so it is safe for every
+//! operation.)
 
 use std::future::Future;
 use std::time::Duration;
@@ -72,7 +80,11 @@ pub struct RetryPolicy {
     delay: Duration,
     max_delay: Duration,
     jitter: f64,
+    deadline: Duration,
 }
+
+/// The default per-call deadline of [`RetryPolicy`]: 10 s.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -82,6 +94,7 @@ impl Default for RetryPolicy {
             delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
             jitter: 0.2,
+            deadline: DEFAULT_DEADLINE,
         }
     }
 }
@@ -89,7 +102,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy of `retries` retries after the first attempt. `delay` must be
     /// greater than zero when `retries` is. The cap defaults to 2 s (raised to
-    /// `delay` if smaller) and jitter to 0.2.
+    /// `delay` if smaller), jitter to 0.2 and the per-call deadline to 10 s.
     pub fn new(retries: u32, backoff: Backoff, delay: Duration) -> Result<Self> {
         if retries > 0 && delay.is_zero() {
             return Err(Error::config("retry_delay must be greater than zero"));
@@ -100,6 +113,7 @@ impl RetryPolicy {
             delay,
             max_delay: Duration::from_secs(2).max(delay),
             jitter: 0.2,
+            deadline: DEFAULT_DEADLINE,
         })
     }
 
@@ -132,6 +146,22 @@ impl RetryPolicy {
         }
         self.jitter = jitter;
         Ok(self)
+    }
+
+    /// Bounds each call, attempts and delays included: the call fails with
+    /// [`ErrorKind::Timeout`] when it has not finished `deadline` after it
+    /// started. Must be greater than zero.
+    pub fn with_deadline(mut self, deadline: Duration) -> Result<Self> {
+        if deadline.is_zero() {
+            return Err(Error::config("call_deadline must be greater than zero"));
+        }
+        self.deadline = deadline;
+        Ok(self)
+    }
+
+    /// The per-call deadline (attempts and delays included).
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// Retries after the first attempt.
@@ -194,9 +224,10 @@ impl RetryPolicy {
         }
     }
 
-    /// Runs `attempt` until it succeeds, fails with a non-retryable error, or
-    /// the retries are used up. `op` and `key` name the operation in logs.
-    /// The returned error carries the number of attempts made.
+    /// Runs `attempt` until it succeeds, fails with a non-retryable error, the
+    /// retries are used up or the deadline passes (an attempt running then is
+    /// dropped). `op` and `key` name the operation in logs and errors. The
+    /// returned error carries the number of attempts made.
     pub async fn run<T, F, Fut>(
         &self,
         op: &str,
@@ -208,14 +239,26 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let started = tokio::time::Instant::now();
         let mut made = 0u32;
         loop {
             made += 1;
-            let err = match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
+            let left = self.deadline.saturating_sub(started.elapsed());
+            let err = match tokio::time::timeout(left, attempt()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => err,
+                Err(_) => Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{op}: not finished within the call deadline of {:?}",
+                        self.deadline
+                    ),
+                ),
             };
-            let retry = made <= self.retries && Self::should_retry(&err, idempotency);
+            let delay = self.delay_with_jitter(made, rand::random::<f64>());
+            let retry = made <= self.retries
+                && Self::should_retry(&err, idempotency)
+                && started.elapsed() + delay < self.deadline;
             if !retry {
                 let err = match (err.key(), key) {
                     (None, Some(key)) => err.with_key(key),
@@ -223,7 +266,6 @@ impl RetryPolicy {
                 };
                 return Err(err.with_attempts(made));
             }
-            let delay = self.delay_with_jitter(made, rand::random::<f64>());
             tracing::warn!(
                 op,
                 key = key.unwrap_or(""),
@@ -238,13 +280,15 @@ impl RetryPolicy {
     }
 }
 
-/// A refused connection means the command was never sent.
+/// A refused connection, or no connection to the cluster node at all, means
+/// the command was never sent.
 fn never_sent(err: &Error) -> bool {
     use std::error::Error as _;
     let mut source = err.source();
     while let Some(cause) = source {
         if let Some(redis_err) = cause.downcast_ref::<redis::RedisError>() {
-            return redis_err.is_connection_refusal();
+            return redis_err.is_connection_refusal()
+                || redis_err.kind() == redis::ErrorKind::ClusterConnectionNotFound;
         }
         source = cause.source();
     }
@@ -263,6 +307,167 @@ mod tests {
             .unwrap()
             .with_jitter(jitter)
             .unwrap()
+    }
+
+    /// The module's table, row by row: error kind × idempotency × cause.
+    #[test]
+    fn retry_decision_table() {
+        use Idempotency::{Idempotent as I, NonIdempotent as N};
+        let io = |k| Error::from(redis::RedisError::from(std::io::Error::from(k)));
+        let server = |text: &str| {
+            let reply = format!("-{text}\r\n");
+            let value = redis::parse_redis_value(reply.as_bytes()).unwrap();
+            Error::from(value.extract_error().unwrap_err())
+        };
+        let not_found = Error::from(redis::RedisError::from((
+            redis::ErrorKind::ClusterConnectionNotFound,
+            "no connection to the node",
+        )));
+        let rows: Vec<(&str, Error, bool, bool)> = vec![
+            // (cause, error, retried when idempotent, retried when not)
+            (
+                "refused",
+                io(std::io::ErrorKind::ConnectionRefused),
+                true,
+                true,
+            ),
+            ("no cluster connection", not_found, true, true),
+            (
+                "reset mid-request",
+                io(std::io::ErrorKind::ConnectionReset),
+                true,
+                false,
+            ),
+            (
+                "broken pipe",
+                io(std::io::ErrorKind::BrokenPipe),
+                true,
+                false,
+            ),
+            (
+                "closed (EOF)",
+                io(std::io::ErrorKind::UnexpectedEof),
+                true,
+                false,
+            ),
+            ("timeout", io(std::io::ErrorKind::TimedOut), true, false),
+            (
+                "TRYAGAIN",
+                server("TRYAGAIN Multiple keys request during rehashing of slot"),
+                true,
+                true,
+            ),
+            (
+                "CLUSTERDOWN",
+                server("CLUSTERDOWN The cluster is down"),
+                true,
+                true,
+            ),
+            (
+                "LOADING",
+                server("LOADING Redis is loading the dataset in memory"),
+                true,
+                true,
+            ),
+            (
+                "MASTERDOWN",
+                server("MASTERDOWN Link with MASTER is down"),
+                true,
+                true,
+            ),
+            (
+                "READONLY",
+                server("READONLY You can't write against a read only replica."),
+                true,
+                true,
+            ),
+            ("MOVED", server("MOVED 12 127.0.0.1:7001"), true, true),
+            ("ASK", server("ASK 12 127.0.0.1:7001"), true, true),
+            (
+                "WRONGTYPE",
+                server("WRONGTYPE Operation against a key holding the wrong kind of value"),
+                false,
+                false,
+            ),
+            (
+                "OOM",
+                server("OOM command not allowed when used memory > 'maxmemory'."),
+                false,
+                false,
+            ),
+            (
+                "NOSCRIPT",
+                server("NOSCRIPT No matching script."),
+                false,
+                false,
+            ),
+            (
+                "other server error",
+                server("ERR unknown command"),
+                false,
+                false,
+            ),
+            ("script", Error::new(ErrorKind::Script, "x"), false, false),
+            (
+                "decode",
+                Error::new(ErrorKind::Deserialization, "x"),
+                false,
+                false,
+            ),
+            ("validation", Error::validation("x"), false, false),
+            ("protocol", Error::protocol("x"), false, false),
+        ];
+        for (cause, err, idem, non) in rows {
+            assert_eq!(
+                RetryPolicy::should_retry(&err, I),
+                idem,
+                "{cause}, idempotent: {err:?}"
+            );
+            assert_eq!(
+                RetryPolicy::should_retry(&err, N),
+                non,
+                "{cause}, non-idempotent: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_bounds_attempts_and_delays() {
+        let policy = RetryPolicy::new(100, Backoff::Fixed, Duration::from_millis(300))
+            .unwrap()
+            .with_deadline(Duration::from_secs(1))
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let err = policy
+            .run("op", Some("k"), Idempotency::Idempotent, || {
+                attempts += 1;
+                async { Err::<(), _>(Error::new(ErrorKind::Connection, "down")) }
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() <= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert_eq!(attempts, err.attempts());
+        assert!((2..=4).contains(&attempts), "{attempts}");
+
+        // An attempt that hangs is dropped at the deadline.
+        let started = tokio::time::Instant::now();
+        let err = policy
+            .run("op", Some("k"), Idempotency::Idempotent, || {
+                std::future::pending::<Result<()>>()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(err.to_string().contains("call deadline"), "{err}");
+        assert_eq!(err.key(), Some("k"));
+        assert!(RetryPolicy::none().with_deadline(Duration::ZERO).is_err());
     }
 
     #[test]

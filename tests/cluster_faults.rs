@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use redis_atomics::{RedisConfig, RedisService};
-use support::RedisCluster;
+use std::num::NonZeroU32;
+
+use redis_atomics::{Algorithm, ErrorKind, Quota, RedisConfig, RedisService, SetOptions};
 use support::load::{Tally, bounded, join_all, load, unit};
+use support::{ProxiedCluster, RedisCluster};
 
 async fn connect(cluster: &RedisCluster) -> RedisService {
     let config = RedisConfig::builder()
@@ -83,6 +85,7 @@ async fn manual_failover_and_a_killed_primary_under_load() {
     // 1. Graceful: a replica takes over with CLUSTER FAILOVER.
     let primary = cluster.primary_of_key("fault:{0}:m:a");
     let replica = cluster.replicas_of(primary)[0];
+    let failed_before = tally.failed.load(Ordering::SeqCst);
     tokio::task::block_in_place(|| {
         redis::cmd("CLUSTER")
             .arg("FAILOVER")
@@ -92,15 +95,28 @@ async fn manual_failover_and_a_killed_primary_under_load() {
         cluster.wait_ok();
     });
     let ok_after_failover = tally.ok.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        tally.ok.load(Ordering::SeqCst) > ok_after_failover,
-        "no success after the manual failover"
+    poll_until("a success after the manual failover", || {
+        tally.ok.load(Ordering::SeqCst) > ok_after_failover + 12
+    })
+    .await;
+    assert_eq!(
+        tally.failed.load(Ordering::SeqCst),
+        failed_before,
+        "a graceful failover failed a call"
     );
 
     // 2. A crash: kill the new primary; its replica (the old primary) is promoted.
     let victim = replica;
     let heir = cluster.replicas_of(victim)[0];
+    // The heir forgets every script, so the first call after its promotion
+    // must take the EVAL fallback there.
+    let evals = tokio::task::block_in_place(|| {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .exec(&mut cluster.node(heir).connection())
+            .unwrap();
+        command_calls(cluster.node(heir), "eval")
+    });
     tokio::task::block_in_place(|| cluster.node_mut(victim).stop());
     let killed = Instant::now();
     // A probe on the dead primary's slot: how long until it answers again.
@@ -137,6 +153,11 @@ async fn manual_failover_and_a_killed_primary_under_load() {
     bounded("script on the new primary", unit(&service, 0, 1))
         .await
         .unwrap();
+    let ran_eval = tokio::task::block_in_place(|| command_calls(cluster.node(heir), "eval"));
+    assert!(
+        ran_eval > evals,
+        "the promoted node never ran the EVAL fallback"
+    );
     assert_writes_readable(&service, 12).await;
 
     // The crashed node comes back as a replica and the cluster is whole again.
@@ -174,6 +195,9 @@ async fn slot_migration_under_load_is_invisible() {
             .unwrap()
     };
     let (src_id, dst_id) = (id(src), id(dst));
+    let redirects_before = tokio::task::block_in_place(|| {
+        error_count(cluster.node(src), "ASK") + error_count(cluster.node(src), "TRYAGAIN")
+    });
     tokio::task::block_in_place(|| {
         let mut s = cluster.node(src).connection();
         let mut d = cluster.node(dst).connection();
@@ -227,6 +251,13 @@ async fn slot_migration_under_load_is_invisible() {
         cluster.wait_ok();
     });
     assert_eq!(cluster.primary_of_key(key), dst, "the slot moved");
+    let redirects = tokio::task::block_in_place(|| {
+        error_count(cluster.node(src), "ASK") + error_count(cluster.node(src), "TRYAGAIN")
+    });
+    assert!(
+        redirects > redirects_before,
+        "no ASK or TRYAGAIN happened during the migration"
+    );
     let ok_after = tally.ok.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::SeqCst);
@@ -246,4 +277,200 @@ async fn slot_migration_under_load_is_invisible() {
         "MOVED / ASK / TRYAGAIN reached a caller despite the retry policy"
     );
     assert_writes_readable(&service, 8).await;
+}
+
+/// Polls `cond` (a blocking check) every 10 ms until it holds; panics after
+/// the hang bound with `what`.
+async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + support::load::HUNG;
+    while !tokio::task::block_in_place(&mut cond) {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `calls` of `cmdstat_<command>` in `INFO commandstats` of a node.
+fn command_calls(node: &support::RedisServer, command: &str) -> u64 {
+    info_count(node, "commandstats", &format!("cmdstat_{command}:calls="))
+}
+
+/// `count` of `errorstat_<code>` in `INFO errorstats` of a node.
+fn error_count(node: &support::RedisServer, code: &str) -> u64 {
+    info_count(node, "errorstats", &format!("errorstat_{code}:count="))
+}
+
+fn info_count(node: &support::RedisServer, section: &str, prefix: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query(&mut node.connection())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A service on a proxied cluster, with retries left (so only the retry
+/// policy's judgement stops a re-send) and scripts loaded on every primary.
+async fn proxied_service(pc: &ProxiedCluster) -> RedisService {
+    let config = RedisConfig::builder()
+        .cluster_nodes(pc.nodes())
+        .retry_count(3)
+        .retry_delay(Duration::from_millis(20))
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let service = RedisService::connect(config).await.unwrap();
+    let report = service.preload().await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    service
+}
+
+/// Defect 1 of issue 12: the cluster driver re-sent a non-idempotent script
+/// whose reply was lost (`.retries(2)`), so one check counted twice and
+/// returned `Ok`. The server runs the check, the node's proxy swallows the
+/// reply, then the connection is reset: the call must fail, and the log must
+/// hold exactly the one entry the server wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_check_reply_is_not_resent_behind_the_librarys_back_on_a_cluster() {
+    let pc = tokio::task::block_in_place(ProxiedCluster::start);
+    let service = proxied_service(&pc).await;
+    let limit = NonZeroU32::new(10).unwrap();
+    let limiter = service
+        .rate_limiter("dc", Algorithm::SlidingLog, Quota::per_hour(limit))
+        .unwrap();
+    let id = support::unique_prefix("lost-reply");
+    let log = limiter.keys(&id).unwrap().remove(0);
+    let i = pc.node_of_key(&log);
+    // The connection to that node exists before the fault.
+    limiter.peek(&id).await.unwrap();
+    let zcard = |key: &str| -> u64 {
+        redis::cmd("ZCARD")
+            .arg(key)
+            .query(&mut pc.node(i).connection())
+            .unwrap()
+    };
+    assert_eq!(zcard(&log), 0);
+
+    pc.proxy(i).set_drop_replies(true);
+    let call = {
+        let (limiter, id) = (limiter.clone(), id.clone());
+        tokio::spawn(async move { limiter.check(&id).await })
+    };
+    poll_until("the server ran the check", || zcard(&log) >= 1).await;
+    pc.proxy(i).heal();
+    pc.proxy(i).reset_all();
+    let result = bounded("the check", call).await.unwrap();
+    let err = result.expect_err("a check whose reply was lost must not answer Ok");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+    assert_eq!(err.attempts(), 1, "{err:?}");
+    assert_eq!(zcard(&log), 1, "the check was counted more than once");
+    // The service is usable again, and the next check sees the one entry.
+    let d = bounded("a later check", limiter.check(&id)).await.unwrap();
+    assert_eq!(d.remaining, 8, "{d:?}");
+}
+
+/// Defect 1, `SET NX`: a re-sent `SET NX` answers "not set" for the caller's
+/// own write. The reply is lost after the server ran it: the call fails and
+/// the node saw exactly one SET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_set_nx_reply_is_not_resent_on_a_cluster() {
+    let pc = tokio::task::block_in_place(ProxiedCluster::start);
+    let service = proxied_service(&pc).await;
+    let key = format!("{{{}}}:nx", support::unique_prefix("lost-nx"));
+    let j = pc.node_of_key(&key);
+    service.exists(&key).await.unwrap();
+    let node = pc.node(j);
+    let sets_before = tokio::task::block_in_place(|| command_calls(node, "set"));
+    pc.proxy(j).set_drop_replies(true);
+    let call = {
+        let (service, key) = (service.clone(), key.clone());
+        tokio::spawn(async move { service.set(&key, "mine", SetOptions::new().nx()).await })
+    };
+    poll_until("the server ran SET NX", || {
+        redis::cmd("EXISTS")
+            .arg(&key)
+            .query::<bool>(&mut node.connection())
+            .unwrap()
+    })
+    .await;
+    pc.proxy(j).heal();
+    pc.proxy(j).reset_all();
+    let result = bounded("SET NX", call).await.unwrap();
+    let err = result.expect_err("a SET NX whose reply was lost must not answer");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+    let sets = tokio::task::block_in_place(|| command_calls(node, "set")) - sets_before;
+    assert_eq!(sets, 1, "SET NX was sent {sets} times");
+}
+
+/// Defect 11 of issue 12: a script call routed to a killed primary failed
+/// with `ErrorKind::Script` ("Moved: …", not retryable) after 1.4–16.5 s.
+/// While the replica takes over, every call must either succeed or fail with
+/// a retryable cluster/connection error, within the configured deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_gives_retryable_errors_within_the_deadline() {
+    let mut cluster = tokio::task::block_in_place(|| RedisCluster::start_with_replicas(1));
+    // The default retry settings (they made the defect visible), with a
+    // deadline shorter than the failover.
+    let deadline = Duration::from_secs(3);
+    let config = RedisConfig::builder()
+        .cluster_nodes(cluster.nodes())
+        .call_deadline(deadline)
+        .build()
+        .unwrap();
+    let service = RedisService::connect(config).await.unwrap();
+    let key = "dead:{0}:a";
+    let keys = [key, "dead:{0}:b"];
+    let script = |service: RedisService| async move {
+        service
+            .eval_script::<i64, _>(
+                "mset_expire",
+                &keys,
+                &["60000", "1", "2"],
+                redis_atomics::Idempotency::Idempotent,
+            )
+            .await
+    };
+    script(service.clone()).await.unwrap();
+    let victim = cluster.primary_of_key(key);
+    let heir = cluster.replicas_of(victim)[0];
+    tokio::task::block_in_place(|| cluster.node_mut(victim).stop());
+    let promoted = {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let waiter = std::thread::spawn(move || {
+            wait_role(&cluster, heir, "master");
+            cluster.wait_ok();
+            flag.store(true, Ordering::SeqCst);
+            cluster
+        });
+        (done, waiter)
+    };
+    let mut errors = Vec::new();
+    let mut successes_after_promotion = 0;
+    while successes_after_promotion < 3 {
+        let promoted_before = promoted.0.load(Ordering::SeqCst);
+        let t0 = Instant::now();
+        let result = bounded("a script call", script(service.clone())).await;
+        let took = t0.elapsed();
+        // The deadline is a tokio timer: the slack is scheduling only.
+        assert!(
+            took <= deadline + Duration::from_secs(1),
+            "a call took {took:?}, deadline {deadline:?}: {result:?}"
+        );
+        match result {
+            Ok(_) if promoted_before => successes_after_promotion += 1,
+            Ok(_) => {}
+            Err(err) => {
+                errors.push((err.kind(), took, err.attempts()));
+                assert!(
+                    err.is_retryable() && err.kind() != ErrorKind::Script,
+                    "a dead primary surfaced as {err:?} after {took:?}; before: {errors:?}"
+                );
+            }
+        }
+    }
+    eprintln!("errors while the primary was dead: {errors:?}");
+    let cluster = promoted.1.join().unwrap();
+    drop(cluster);
 }

@@ -371,3 +371,141 @@ impl RedisCluster {
         v
     }
 }
+
+/// A 3-primary cluster whose every client connection goes through a
+/// [`FaultProxy`](super::proxy::FaultProxy) per node: each node announces its
+/// proxy's port (`cluster-announce-port`), so the slot map a client discovers
+/// (`CLUSTER SLOTS`, MOVED, ASK) names the proxies, while the cluster bus
+/// stays direct (`cluster-announce-bus-port`). Faults set on a node's proxy
+/// hit only the client traffic of that node.
+pub struct ProxiedCluster {
+    cluster: RedisCluster,
+    proxies: Vec<super::proxy::FaultProxy>,
+}
+
+impl ProxiedCluster {
+    /// Starts the cluster, puts a proxy in front of each node and waits until
+    /// every node's `CLUSTER SLOTS` names only proxy ports.
+    pub fn start() -> Self {
+        let cluster = RedisCluster::start();
+        let proxies: Vec<_> = cluster
+            .nodes
+            .iter()
+            .map(|n| super::proxy::FaultProxy::start(n.port()))
+            .collect();
+        for (node, proxy) in cluster.nodes.iter().zip(&proxies) {
+            let mut con = node.connection();
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("cluster-announce-bus-port")
+                .arg(node.port() + 10_000)
+                .exec(&mut con)
+                .expect("CONFIG SET cluster-announce-bus-port");
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("cluster-announce-port")
+                .arg(proxy.port())
+                .exec(&mut con)
+                .expect("CONFIG SET cluster-announce-port");
+        }
+        let this = ProxiedCluster { cluster, proxies };
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        loop {
+            match this.check_announced() {
+                Ok(()) => return this,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("the proxied cluster never announced its proxies: {e}")
+                }
+                Err(_) => sleep(POLL),
+            }
+        }
+    }
+
+    fn check_announced(&self) -> Result<(), String> {
+        let want: HashSet<u16> = self.proxies.iter().map(|p| p.port()).collect();
+        for node in &self.cluster.nodes {
+            let mut con = node.try_connection().map_err(|e| e.to_string())?;
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut con)
+                .map_err(|e| e.to_string())?;
+            if info_field(&info, "cluster_state") != Some("ok") {
+                return Err(format!("{}: cluster_state not ok", node.addr()));
+            }
+            let ports = slot_ports(&mut con)?;
+            let seen: HashSet<u16> = ports.iter().map(|(_, _, p)| *p).collect();
+            if seen != want {
+                return Err(format!("{} announces {seen:?}, want {want:?}", node.addr()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The proxies' URLs, in node order: seed a client with these.
+    pub fn nodes(&self) -> Vec<String> {
+        self.proxies.iter().map(|p| p.url()).collect()
+    }
+
+    /// The cluster behind the proxies (direct connections, for checks).
+    pub fn cluster(&self) -> &RedisCluster {
+        &self.cluster
+    }
+
+    /// The index of the node serving `key`'s slot.
+    pub fn node_of_key(&self, key: &str) -> usize {
+        let mut con = self.cluster.nodes[0].connection();
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut con)
+            .expect("CLUSTER KEYSLOT");
+        let ports = slot_ports(&mut con).expect("CLUSTER SLOTS");
+        let port = ports
+            .iter()
+            .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+            .map(|(_, _, p)| *p)
+            .unwrap_or_else(|| panic!("no node serves slot {slot}"));
+        self.proxies
+            .iter()
+            .position(|p| p.port() == port)
+            .unwrap_or_else(|| panic!("slot {slot} is served by unknown port {port}"))
+    }
+
+    /// The proxy in front of node `i`.
+    pub fn proxy(&self, i: usize) -> &super::proxy::FaultProxy {
+        &self.proxies[i]
+    }
+
+    /// Node `i`, direct (not through its proxy).
+    pub fn node(&self, i: usize) -> &RedisServer {
+        &self.cluster.nodes[i]
+    }
+}
+
+/// `(first slot, last slot, primary port)` of every range of `CLUSTER SLOTS`.
+fn slot_ports(con: &mut redis::Connection) -> Result<Vec<(u16, u16, u16)>, String> {
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query(con)
+        .map_err(|e| e.to_string())?;
+    ranges
+        .iter()
+        .map(|r| {
+            let bad = || format!("unexpected CLUSTER SLOTS entry {r:?}");
+            let redis::Value::Array(parts) = r else {
+                return Err(bad());
+            };
+            let int = |v: Option<&redis::Value>| match v {
+                Some(redis::Value::Int(i)) => u16::try_from(*i).ok(),
+                _ => None,
+            };
+            let Some(redis::Value::Array(primary)) = parts.get(2) else {
+                return Err(bad());
+            };
+            match (int(parts.first()), int(parts.get(1)), int(primary.get(1))) {
+                (Some(lo), Some(hi), Some(port)) => Ok((lo, hi, port)),
+                _ => Err(bad()),
+            }
+        })
+        .collect()
+}
