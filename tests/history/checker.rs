@@ -243,7 +243,18 @@ fn invalidations(plan: &Plan, history: &History) -> Vec<Violation> {
         else {
             continue;
         };
-        if p.start < i_inv {
+        // A computation is stale when it started before the invalidation
+        // was invoked (its store is fenced). A set takes effect somewhere
+        // between its invocation and its return, so it may follow an
+        // invalidation it overlaps: stale only if it returned before.
+        let effective = match p.producer {
+            Producer::Compute => p.start,
+            Producer::Set => match history.ops.iter().find(|o| o.seq == p.op) {
+                Some(set) => set.completed,
+                None => continue,
+            },
+        };
+        if effective < i_inv {
             let (kind, path) = if from_redis(history, r, p.op) {
                 (
                     "stale value stored after the invalidation",
