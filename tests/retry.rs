@@ -265,6 +265,9 @@ async fn a_reset_mid_request_is_retried_only_when_idempotent() {
         .build()
         .unwrap();
     let svc = RedisService::connect(cfg).await.unwrap();
+    // `set` runs a script: loaded first, so the dropped reply is the
+    // script's own and not a NOSCRIPT before its EVAL fallback.
+    svc.preload().await.unwrap();
     for (op, idempotency) in [
         ("set", Idempotency::NonIdempotent),
         ("get", Idempotency::Idempotent),

@@ -350,14 +350,21 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
         }
     }
 
-    /// Computes without a lease; the value is returned, not stored.
-    async fn uncached<E, F>(self, compute: F) -> Result<T, ComputeError<E>>
+    /// Computes without a lease; the value is returned, not stored. Redis
+    /// is reachable, so an invalidation may come while it runs: only
+    /// followers that joined before the computation started share it.
+    async fn uncached<E, F>(mut self, compute: F) -> Result<T, ComputeError<E>>
     where
         F: Future<Output = Result<T, E>>,
     {
         self.state.bump(Stat::Computation);
+        self.mark();
         let value = compute.await.map_err(ComputeError::Compute)?;
-        self.publish_value(&value);
+        if self.leader.as_ref().is_some_and(Leader::has_followers) {
+            if let Ok(bytes) = self.format.encode(self.key, &value) {
+                self.publish(&bytes);
+            }
+        }
         Ok(value)
     }
 
@@ -447,8 +454,9 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
         }
     }
 
-    /// Shares a value that was computed but not stored (skipped, degraded,
-    /// no lease) with every follower of this flight.
+    /// Shares a value that was computed but not stored because Redis was
+    /// unavailable or the caller skips it, with every follower of this
+    /// flight (no invalidation can be ordered against it).
     fn publish_unstored(mut self, bytes: &[u8]) {
         if let Some(leader) = self.leader.as_mut() {
             leader.mark_all();

@@ -1,24 +1,52 @@
 //! Atomic get-or-compute: [`RedisService::get_or_compute`] and
 //! [`RedisService::try_get_or_compute`].
 //!
-//! One call is one `get_or_lock` script run, which answers one of:
+//! A hit is one plain `GET`. On a miss, `get_or_lock.lua` answers one of:
 //!
 //! - **hit**: the stored value (decoded and returned; with
 //!   [`ComputeOptions::early_refresh`] it may be recomputed first, XFetch);
-//! - **compute**: this caller now holds the lock (a random token, a TTL). It
-//!   runs the computation (extending the lock meanwhile when
-//!   [`ComputeOptions::auto_extend`]), then `set_and_unlock` stores the
-//!   value and deletes the lock only if the token still matches. A failed
-//!   computation releases the lock at once; a dropped (cancelled) one
-//!   releases it from a spawned task, so a waiter takes over promptly;
-//! - **wait**: another caller holds the lock; back off with jitter (never past
-//!   the lock's remaining PTTL) and ask again.
+//! - **compute**: this caller now holds the key's *lease* (a lock key with a
+//!   random `ra:lease:` token and a TTL). It computes (extending the lease
+//!   meanwhile when [`ComputeOptions::auto_extend`]), then
+//!   `set_and_unlock.lua` stores the value **only if the lease is still
+//!   ours** and releases it. A failed computation releases the lease at
+//!   once; a dropped (cancelled) one releases it from a spawned task;
+//! - **wait**: another caller holds the lease; back off with jitter (never
+//!   past the lease's remaining PTTL, never past `max_wait`) and ask again;
+//! - **foreign**: a key the library did not write sits where the lease
+//!   goes; it is waited on like a lease (up to `max_wait`, else one
+//!   `lock_ttl`) and never changed.
 //!
-//! Within one process, concurrent calls for the same key share a single
-//! flight (one round trip, one computation). When Redis is unreachable the
-//! computation runs anyway, a warning is logged and the value is returned;
-//! the circuit breaker ([`crate::CircuitBreakerOptions`]) then skips Redis
-//! altogether until its cool-down ends.
+//! The file `call.rs` is the whole protocol in one place.
+//!
+//! # Guarantees
+//!
+//! - **Invalidation wins.** `Cached::invalidate`, `Cached::invalidate_all`
+//!   and the library's `set`, `set_json`, `set_model` and `delete` revoke
+//!   the key's lease in the same script that deletes or writes the value.
+//!   "After it returns" means: once the call has returned `Ok`, (a) no
+//!   computation that started before the call was made stores its value,
+//!   and (b) no `get_or_compute` or cached call *made* after it returns a
+//!   value computed before it — single-flight followers in this process
+//!   included (a follower only takes a leader's value when the leader's
+//!   read or store was issued after the follower joined). The revoked
+//!   computation's own caller gets its value ([`CacheStats::revoked`]).
+//!   Values that never go through Redis (degraded calls, `skip_cache_if`)
+//!   are shared with every concurrent caller of the flight.
+//! - **Fencing.** A holder whose lease expired or was taken over does not
+//!   store; it cannot overwrite a newer value.
+//! - **Bounded waits.** `max_wait` bounds the wait on another process's
+//!   lease and on a leader of this process alike; then the caller computes
+//!   for itself and its value is returned, not stored
+//!   ([`CacheStats::wait_timeouts`]).
+//! - **Degrade only on unavailability.** When Redis is unreachable (refused,
+//!   reset, timeouts, `CLUSTERDOWN`, `LOADING`, …) or the circuit breaker
+//!   ([`crate::CircuitBreakerOptions`]) is open, the computation runs and its
+//!   value is returned. Other errors (`WRONGTYPE`, script, decode,
+//!   validation) are returned.
+//!
+//! `tests/history.rs` checks these under faults; `tests/compute/protocol.rs`
+//! holds one adversarial test per interleaving.
 
 mod call;
 mod lease;

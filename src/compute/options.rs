@@ -110,9 +110,10 @@ impl ComputeOptions {
         self
     }
 
-    /// Take the cross-process lock on a miss so that one caller computes
-    /// (thundering-herd protection). When false, a miss computes at once
-    /// and stores with a plain `SET`. Defaults to true.
+    /// Wait for the lease holder on a miss so that one caller computes
+    /// (thundering-herd protection). When false, every miss computes at
+    /// once; the caller that got the lease stores its value, the others
+    /// return theirs without storing. Defaults to true.
     #[must_use]
     pub fn prevent_thundering_herd(mut self, lock: bool) -> Self {
         self.lock = lock;
@@ -129,11 +130,13 @@ impl ComputeOptions {
         self
     }
 
-    /// The longest a caller waits for another holder's computation; after
-    /// that it computes for itself (and stores its value, last writer wins).
-    /// Bounds the wait when a holder hangs while its process lives (with
-    /// `auto_extend` its lock never expires). Defaults to none: wait while
-    /// the lock is held.
+    /// The longest a caller waits for another holder's computation, in
+    /// another process or in this one (single-flight); after that it
+    /// computes for itself and returns its value without storing it (the
+    /// holder's lease still guards the key). Bounds the wait when a holder
+    /// hangs while its process lives (with `auto_extend` its lease never
+    /// expires). Defaults to none: wait while the lease is held (a lock key
+    /// the library did not write is waited on for one `lock_ttl`).
     #[must_use]
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = Some(max_wait);
@@ -145,14 +148,15 @@ impl ComputeOptions {
         self.ttl
     }
 
-    /// Rejects a zero TTL or lock TTL, a zero poll interval and a β that is
-    /// not a positive finite number.
+    /// Rejects a zero TTL or lock TTL, one above
+    /// [`MAX_TTL_MS`](crate::commands::MAX_TTL_MS), a zero poll interval and
+    /// a β that is not a positive finite number. The error names the bound.
     pub fn validate(&self) -> Result<()> {
         if let Some(ttl) = self.ttl {
-            ttl_millis(ttl)?;
+            ttl_millis(ttl).map_err(|e| Error::validation(format!("ttl: {}", e.message())))?;
         }
         ttl_millis(self.lock_ttl)
-            .map_err(|_| Error::validation("lock_ttl must be at least 1 ms"))?;
+            .map_err(|e| Error::validation(format!("lock_ttl: {}", e.message())))?;
         if self.max_poll_interval.is_zero() {
             return Err(Error::validation(
                 "max_poll_interval must be greater than zero",
