@@ -8,7 +8,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use std::num::NonZeroU32;
@@ -20,14 +20,193 @@ use support::{ProxiedCluster, RedisCluster};
 async fn connect(cluster: &RedisCluster) -> RedisService {
     let config = RedisConfig::builder()
         .cluster_nodes(cluster.nodes())
-        .retry_count(8)
+        // The deadline, not the count, ends retries: a call waits out a
+        // failover that takes less than the deadline.
+        .retry_count(1000)
         .retry_delay(Duration::from_millis(100))
         .max_retry_delay(Duration::from_millis(1000))
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(1000))
+        .call_deadline(CALL_DEADLINE)
         .build()
         .unwrap();
     RedisService::connect(config).await.unwrap()
+}
+
+/// The per-call deadline of the services under failure (below the hang
+/// watchdog of `support::load`).
+const CALL_DEADLINE: Duration = Duration::from_secs(8);
+
+/// Writers of increasing values during the killed-primary failover.
+const WRITERS: usize = 4;
+
+/// The key of write `i` of writer `w`: all in the slot of tag `{0}`.
+fn write_key(w: usize, i: u64) -> String {
+    format!("lw:{{0}}:w{w}:{i}")
+}
+
+/// A task that writes `write_key(w, 1)`, `write_key(w, 2)`, … one at a time
+/// (each retried with the same value until acknowledged: `SET` of a fixed
+/// value is idempotent), until `stop`.
+struct Writer {
+    /// The highest `i` acknowledged so far (writes are acknowledged in order).
+    acked: Arc<AtomicU64>,
+    /// The first `i` acknowledged after the kill (0: none yet).
+    first_after_kill: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What a writer acknowledged: every `i` up to `last`, those from
+/// `first_after_kill` on by the promoted primary.
+struct Written {
+    last: u64,
+    first_after_kill: u64,
+}
+
+impl Writer {
+    fn spawn(
+        service: &RedisService,
+        w: usize,
+        stop: &Arc<AtomicBool>,
+        killed: &Arc<AtomicBool>,
+    ) -> Self {
+        let (acked, first_after_kill) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let task = {
+            let (service, stop, killed) = (service.clone(), stop.clone(), killed.clone());
+            let (acked, first_after_kill) = (acked.clone(), first_after_kill.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let key = write_key(w, i);
+                    let set = service.set(&key, i, SetOptions::new());
+                    if let Err(err) = bounded("a write", set).await {
+                        panic!("write {i} of writer {w} failed: {err:?}");
+                    }
+                    // Read the flag after the acknowledgement: set, it means
+                    // the victim was dead before the reply came.
+                    if killed.load(Ordering::SeqCst) && first_after_kill.load(Ordering::SeqCst) == 0
+                    {
+                        first_after_kill.store(i, Ordering::SeqCst);
+                    }
+                    acked.store(i, Ordering::SeqCst);
+                }
+            })
+        };
+        Writer {
+            acked,
+            first_after_kill,
+            task,
+        }
+    }
+
+    async fn join(self) -> Written {
+        bounded("a writer", self.task)
+            .await
+            .expect("a writer panicked");
+        Written {
+            last: self.acked.load(Ordering::SeqCst),
+            first_after_kill: self.first_after_kill.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Replication checkpoints on the primary of the writers' slot: read every
+/// writer's acknowledged count, then (on the primary, after those writes)
+/// `SET` a checkpoint key and `WAIT 1`. When the replica acknowledged it, it
+/// has every write acknowledged before the read (one replication stream, in
+/// order): those writes are *confirmed* and must survive a failover.
+struct Checkpoints {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl Checkpoints {
+    fn start(mut conn: redis::Connection, writers: &[Writer]) -> Self {
+        let acked: Vec<_> = writers.iter().map(|w| w.acked.clone()).collect();
+        let (stop, rounds) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let thread = {
+            let (stop, rounds) = (stop.clone(), rounds.clone());
+            std::thread::spawn(move || {
+                let mut confirmed = vec![0; acked.len()];
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let snapshot: Vec<u64> =
+                        acked.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+                    redis::cmd("SET")
+                        .arg("lw:{0}:checkpoint")
+                        .arg(n)
+                        .exec(&mut conn)
+                        .unwrap();
+                    let replicas: u64 = redis::cmd("WAIT")
+                        .arg(1)
+                        .arg(1000)
+                        .query(&mut conn)
+                        .unwrap();
+                    if replicas >= 1 {
+                        confirmed = snapshot;
+                        rounds.fetch_add(1, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                confirmed
+            })
+        };
+        Checkpoints {
+            stop,
+            rounds,
+            thread,
+        }
+    }
+
+    /// Stops checkpointing; the last confirmed count of each writer.
+    fn stop(self) -> Vec<u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("the checkpoint thread panicked")
+    }
+}
+
+/// No acknowledged write the cluster promised to keep is lost: every write
+/// confirmed by a checkpoint before the kill, and every write acknowledged
+/// by the promoted primary, is there, with its value. Writes acknowledged by
+/// the victim after the last checkpoint may be lost (replication is
+/// asynchronous); they are counted, not asserted.
+async fn assert_no_lost_write(service: &RedisService, confirmed: &[u64], written: &[Written]) {
+    let mut maybe_lost = 0;
+    for (w, (&confirmed, written)) in confirmed.iter().zip(written).enumerate() {
+        assert!(confirmed > 0, "writer {w}: no write was ever confirmed");
+        assert!(
+            written.first_after_kill > confirmed,
+            "writer {w}: no write after the kill"
+        );
+        let keys: Vec<String> = (1..=written.last).map(|i| write_key(w, i)).collect();
+        let found: std::collections::HashMap<String, u64> =
+            bounded("read back", service.mget_json(&keys))
+                .await
+                .unwrap();
+        for i in 1..=written.last {
+            let value = found.get(&write_key(w, i)).copied();
+            if value.is_none() && i > confirmed && i < written.first_after_kill {
+                maybe_lost += 1;
+                continue;
+            }
+            assert_eq!(
+                value,
+                Some(i),
+                "writer {w}: write {i} lost (confirmed up to {confirmed}, acknowledged by the new primary from {}, last {})",
+                written.first_after_kill,
+                written.last
+            );
+        }
+    }
+    eprintln!(
+        "no lost write: confirmed before the kill {confirmed:?}; {maybe_lost} unconfirmed writes acknowledged by the victim were lost"
+    );
 }
 
 fn slot_of(cluster: &RedisCluster, key: &str) -> u16 {
@@ -80,7 +259,10 @@ async fn manual_failover_and_a_killed_primary_under_load() {
         Instant::now(),
     );
     let workers = load(&service, 12, &stop, &tally, started);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    poll_until("work done before the failover", || {
+        tally.ok.load(Ordering::SeqCst) >= 12
+    })
+    .await;
 
     // 1. Graceful: a replica takes over with CLUSTER FAILOVER.
     let primary = cluster.primary_of_key("fault:{0}:m:a");
@@ -117,9 +299,28 @@ async fn manual_failover_and_a_killed_primary_under_load() {
             .unwrap();
         command_calls(cluster.node(heir), "eval")
     });
+    // Writers of increasing values into the victim's slot, and checkpoints
+    // that confirm (WAIT) what the replica has received.
+    let killed_flag = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| Writer::spawn(&service, w, &stop, &killed_flag))
+        .collect();
+    poll_until("every writer acknowledged a write", || {
+        writers.iter().all(|w| w.acked.load(Ordering::SeqCst) > 0)
+    })
+    .await;
+    let checkpoints = Checkpoints::start(cluster.node(victim).connection(), &writers);
+    poll_until("a WAIT checkpoint confirmed writes of every writer", || {
+        checkpoints.rounds.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    let confirmed = tokio::task::block_in_place(|| checkpoints.stop());
+    let failed_before_kill = tally.failed.load(Ordering::SeqCst);
+
     tokio::task::block_in_place(|| cluster.node_mut(victim).stop());
     let killed = Instant::now();
-    // A probe on the dead primary's slot: how long until it answers again.
+    killed_flag.store(true, Ordering::SeqCst);
+    // A probe on the dead primary's slot: when does it answer again.
     let probe = {
         let service = service.clone();
         tokio::spawn(async move {
@@ -127,28 +328,68 @@ async fn manual_failover_and_a_killed_primary_under_load() {
             loop {
                 i += 1;
                 match bounded("probe", unit(&service, 0, i)).await {
-                    Ok(()) => return killed.elapsed(),
+                    Ok(()) => return Instant::now(),
                     Err(err) => assert!(err.is_retryable(), "{err:?}"),
                 }
             }
         })
     };
-    tokio::task::block_in_place(|| {
+    let promoted = tokio::task::block_in_place(|| {
         wait_role(&cluster, heir, "master");
-        cluster.wait_ok();
+        Instant::now()
     });
     let recovered = bounded("the probe", probe).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(|| cluster.wait_ok());
+    // Bounded recovery. The library's part: once the heir is primary, a call
+    // answers within one call deadline (a call that began before the
+    // promotion is retried until then). The cluster's part, from its config:
+    // the failure is detected after the node timeout and agreed on within
+    // another (failure reports), and an election round lasts at most two
+    // node timeouts (`failover_auth_timeout`).
+    let node_timeout = Duration::from_millis(support::CLUSTER_NODE_TIMEOUT_MS);
+    assert!(
+        recovered <= promoted + CALL_DEADLINE,
+        "the slot answered {:?} after the heir was promoted (call deadline {CALL_DEADLINE:?})",
+        recovered - promoted
+    );
+    let bound = node_timeout * 4 + CALL_DEADLINE;
+    assert!(
+        recovered - killed <= bound,
+        "the slot answered {:?} after the kill; bound {bound:?}",
+        recovered - killed
+    );
+    // Writes acknowledged by the heir, after the kill, for every writer.
+    poll_until("every writer wrote to the promoted primary", || {
+        writers
+            .iter()
+            .all(|w| w.first_after_kill.load(Ordering::SeqCst) > 0)
+    })
+    .await;
+    // Calls after the failover, then stop.
+    let ok_after_kill = tally.ok.load(Ordering::SeqCst);
+    poll_until("successes after the failover", || {
+        tally.ok.load(Ordering::SeqCst) > ok_after_kill + 12
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     join_all(workers).await;
+    let mut written = Vec::new();
+    for w in writers {
+        written.push(w.join().await);
+    }
     eprintln!(
-        "failover: {} ok, {} failed (all retryable); the killed primary's slot answered {recovered:?} after the kill (node timeout {} ms)",
+        "failover: {} ok, {} failed; the killed primary's slot answered {:?} after the kill, {:?} after the promotion (node timeout {node_timeout:?}, deadline {CALL_DEADLINE:?})",
         tally.ok.load(Ordering::SeqCst),
         tally.failed.load(Ordering::SeqCst),
-        support::CLUSTER_NODE_TIMEOUT_MS
+        recovered - killed,
+        recovered.saturating_duration_since(promoted),
     );
-    assert!(tally.ok.load(Ordering::SeqCst) > 0);
-
+    assert_eq!(
+        tally.failed.load(Ordering::SeqCst),
+        failed_before_kill,
+        "a call failed while the primary was down (retries should wait it out)"
+    );
+    assert_no_lost_write(&service, &confirmed, &written).await;
     // Scripts run on the promoted primary, which never loaded them by SHA1.
     bounded("script on the new primary", unit(&service, 0, 1))
         .await
@@ -180,7 +421,10 @@ async fn slot_migration_under_load_is_invisible() {
         Instant::now(),
     );
     let workers = load(&service, 8, &stop, &tally, started);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    poll_until("work done before the migration", || {
+        tally.ok.load(Ordering::SeqCst) >= 8
+    })
+    .await;
 
     // Move the slot of worker 0's script keys to another primary, key by key,
     // while the workers write to it (ASK while migrating, MOVED after).
@@ -259,7 +503,10 @@ async fn slot_migration_under_load_is_invisible() {
         "no ASK or TRYAGAIN happened during the migration"
     );
     let ok_after = tally.ok.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    poll_until("successes after the move", || {
+        tally.ok.load(Ordering::SeqCst) > ok_after + 8
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     join_all(workers).await;
     eprintln!(

@@ -30,60 +30,70 @@ async fn connect(url: &str, retries: u32, timeout: Duration) -> RedisService {
     RedisService::connect(config).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_killed_and_restarted_under_load_recovers_within_a_second() {
-    let mut server = RedisServer::start();
-    let service = connect(&server.url(), 3, Duration::from_millis(500)).await;
-    let (stop, tally, started) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Tally::default()),
-        Instant::now(),
-    );
-    let workers = load(&service, 8, &stop, &tally, started);
-
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = tally.ok.load(Ordering::SeqCst);
-    assert!(before > 0, "no work done before the fault");
-    tokio::task::block_in_place(|| server.stop());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    tokio::task::block_in_place(|| server.restart());
-    let restarted_ms = started.elapsed().as_millis() as u64;
-    let ok_at_restart = tally.ok.load(Ordering::SeqCst);
-    let restarted = Instant::now();
-    while tally.ok.load(Ordering::SeqCst) == ok_at_restart && restarted.elapsed() < HUNG {
+/// Polls `cond` every 5 ms until it holds; panics after the hang bound.
+async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HUNG;
+    while !cond() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let first_success = restarted.elapsed();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+}
+
+/// A crash under load: while the server is down every failure is retryable
+/// and none hangs; once it is back (it answers PING), the very next call
+/// succeeds, and no call started after that fails. No clock threshold: the
+/// phases are told apart by what happened, not by how long it took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_killed_and_restarted_under_load_recovers_at_once() {
+    let mut server = RedisServer::start();
+    let service = connect(&server.url(), 3, Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let workers = load(&service, 8, &stop, &tally, started);
+    poll_until("work done before the fault", || {
+        tally.ok.load(Ordering::SeqCst) >= 8
+    })
+    .await;
+    tokio::task::block_in_place(|| server.stop());
+    poll_until("the outage noticed", || {
+        tally.failed.load(Ordering::SeqCst) >= 8
+    })
+    .await;
+    tokio::task::block_in_place(|| server.restart());
+    // The first call after the restart succeeds: the retry policy covers
+    // the reconnect.
+    let first = Instant::now();
+    bounded("the first call after the restart", unit(&service, 99, 1))
+        .await
+        .expect("the first call after the restart failed");
+    let first_success = first.elapsed();
     stop.store(true, Ordering::SeqCst);
     join_all(workers).await;
+    assert!(
+        tally.ok.load(Ordering::SeqCst) > 0,
+        "no work done (all retryable failures)"
+    );
 
-    assert!(
-        tally.failed.load(Ordering::SeqCst) > 0,
-        "the outage was not noticed"
-    );
-    assert!(
-        tally.ok.load(Ordering::SeqCst) > ok_at_restart,
-        "no success after the restart"
-    );
-    let last_failure = tally.last_failure_ms.load(Ordering::SeqCst);
-    let recovery = last_failure.saturating_sub(restarted_ms);
-    assert!(
-        first_success <= Duration::from_millis(1200),
-        "first success {first_success:?} after the restart"
-    );
+    // Every call started from now on succeeds.
+    let (stop, after) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let workers = load(&service, 8, &stop, &after, Instant::now());
+    poll_until("work after the restart", || {
+        after.ok.load(Ordering::SeqCst) >= 8 * 20 || after.failed.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    join_all(workers).await;
     eprintln!(
-        "kill/restart: first success {first_success:?} after the restart; {} ok, {} failed (all retryable), last failure {recovery} ms after it",
+        "kill/restart: {} ok, {} failed (all retryable) around the crash; first call after the restart took {first_success:?}; then {} ok",
         tally.ok.load(Ordering::SeqCst),
-        tally.failed.load(Ordering::SeqCst)
+        tally.failed.load(Ordering::SeqCst),
+        after.ok.load(Ordering::SeqCst)
     );
-    assert!(
-        recovery <= 1200,
-        "calls still failed {recovery} ms after the restart"
+    assert_eq!(
+        after.failed.load(Ordering::SeqCst),
+        0,
+        "a call started after recovery failed"
     );
-    bounded("after recovery", unit(&service, 99, 1))
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,18 +280,18 @@ async fn proxy_delay_blackhole_refuse_and_reset() {
     );
     proxy.set_delay(Duration::ZERO);
 
-    // Black hole: a timeout after the retries, in bounded time.
+    // Black hole: a timeout after the retries (each attempt ended by its
+    // response timeout), never a hang.
     proxy.set_blackhole(true);
-    let t0 = Instant::now();
     let err = bounded("black-holed get", service.get::<String>(&key))
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
-    assert!(
-        err.attempts() >= 2,
-        "an idempotent read is retried: {err:?}"
+    assert_eq!(
+        err.attempts(),
+        3,
+        "an idempotent read is retried, retry_count times: {err:?}"
     );
-    assert!(t0.elapsed() < Duration::from_secs(5));
     proxy.set_blackhole(false);
     proxy.reset_all();
     let v: Option<String> = bounded("get after the black hole", service.get(&key))
@@ -310,7 +320,7 @@ async fn proxy_delay_blackhole_refuse_and_reset() {
         "{err:?}"
     );
     proxy.heal();
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + HUNG;
     loop {
         match service.get::<String>(&key).await {
             Ok(v) => {
@@ -456,28 +466,34 @@ async fn cache_wrapper_answers_through_a_crash_and_restart() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Cached before the crash.
+    let key = cached.key(&Args::new().arg("n", &3u64)).unwrap();
+    let raw = service.without_namespace();
+    let deadline = Instant::now() + HUNG;
+    while !raw.exists(&key).await.unwrap() {
+        assert!(Instant::now() < deadline, "nothing cached before the crash");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     tokio::task::block_in_place(|| server.stop());
     let down_from = calls.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let answered_while_down = calls.load(Ordering::SeqCst) - down_from;
+    let t0 = Instant::now();
+    // Answers while Redis is down: every one checked by its worker.
+    poll_until("100 answers while Redis is down", || {
+        calls.load(Ordering::SeqCst) - down_from > 100
+    })
+    .await;
+    let took = t0.elapsed();
     tokio::task::block_in_place(|| server.restart());
-    tokio::time::sleep(Duration::from_millis(2500)).await;
     stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.await.expect("a worker panicked");
     }
     eprintln!(
-        "cache wrapper: {answered_while_down} calls answered during 1.5 s of outage; slowest call {} ms",
+        "cache wrapper: 100 answers {took:?} into the outage; slowest call {} ms",
         slowest.load(Ordering::SeqCst)
     );
-    assert!(
-        answered_while_down > 100,
-        "only {answered_while_down} answers while Redis was down"
-    );
-    // Cached again after the restart.
-    let key = cached.key(&Args::new().arg("n", &3u64)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Cached again after the restart (the restarted server is empty).
+    let deadline = Instant::now() + HUNG;
     loop {
         let _ = cached.call(&Args::new().arg("n", &3u64), async { 9 }).await;
         if service

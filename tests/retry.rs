@@ -485,3 +485,66 @@ async fn ask_tryagain_and_clusterdown_on_a_cluster() {
         .unwrap()
         .expect("CLUSTERDOWN is retried until the slot is served");
 }
+
+/// LOADING (a server loading its dataset) is retried, for idempotent and
+/// non-idempotent calls alike: the server refused the command, it did not
+/// run it. `DEBUG RELOAD` saves and reloads the dataset; a per-key load
+/// delay makes the load last, and processing events every 1 KiB of it makes
+/// the server answer `-LOADING` meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_is_retried_until_the_dataset_is_loaded() {
+    let server = RedisServer::start_with(&["--loading-process-events-interval-bytes", "1024"]);
+    let svc = RedisService::connect(
+        RedisConfig::builder()
+            .url(server.url())
+            .retry_count(10_000)
+            .retry_backoff(Backoff::Fixed)
+            .retry_delay(Duration::from_millis(20))
+            .call_deadline(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    svc.set("k", "v", SetOptions::new()).await.unwrap();
+    tokio::task::block_in_place(|| {
+        let mut c = server.connection();
+        // 2,000 keys of 1 KiB, 1 ms each: a load of about 2 s.
+        for args in [
+            &["DEBUG", "POPULATE", "2000", "pad", "1024"][..],
+            &["CONFIG", "SET", "key-load-delay", "1000"][..],
+        ] {
+            redis::cmd(args[0]).arg(&args[1..]).exec(&mut c).unwrap();
+        }
+    });
+    let reload = {
+        let mut c = server.connection();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        std::thread::spawn(move || redis::cmd("DEBUG").arg("RELOAD").exec(&mut c))
+    };
+    // A raw client sees the server loading, so the calls below start then.
+    let mut raw = server.connection();
+    poll_until("the server is loading", || {
+        matches!(redis::cmd("GET").arg("k").query::<Option<String>>(&mut raw),
+            Err(e) if e.code() == Some("LOADING"))
+    })
+    .await;
+    let loadings = tokio::task::block_in_place(|| error_count(&server, "LOADING"));
+    let (get, set_nx) = tokio::join!(
+        svc.get::<String>("k"),
+        svc.set("n", "1", SetOptions::new().nx())
+    );
+    let still_loading = !reload.is_finished();
+    reload.join().unwrap().expect("DEBUG RELOAD");
+    assert_eq!(
+        get.expect("GET retried through LOADING").as_deref(),
+        Some("v")
+    );
+    assert!(set_nx.expect("SET NX retried through LOADING"), "set once");
+    let refused = tokio::task::block_in_place(|| error_count(&server, "LOADING")) - loadings;
+    assert!(
+        refused >= 2,
+        "each of the service's calls met LOADING ({refused} refusals, still loading after them: {still_loading})"
+    );
+    assert_eq!(svc.get::<String>("n").await.unwrap().as_deref(), Some("1"));
+}
