@@ -44,6 +44,8 @@ async fn raw_bytes_and_strings_are_stored_as_is() {
     assert!(!raw_exists(svc, &format!("{p}:n")).await);
 }
 
+/// An error is not stored, and the lock is released before the call
+/// returns: with a 60 s lock TTL, it is gone the moment the error is back.
 #[tokio::test]
 async fn errors_are_not_cached_and_release_the_lock() {
     let svc = &standalone_services(1).await[0];
@@ -52,7 +54,7 @@ async fn errors_are_not_cached_and_release_the_lock() {
         .try_get_or_compute(
             &key,
             async { Err("nope".to_string()) },
-            ComputeOptions::new(),
+            ComputeOptions::new().lock_ttl(Duration::from_secs(60)),
         )
         .await;
     assert!(matches!(r, Err(ComputeError::Compute(ref e)) if e == "nope"));
@@ -99,6 +101,7 @@ async fn ttl_namespace_and_validation() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
+    assert_eq!(err.attempts(), 0, "rejected before any round trip");
     assert_eq!(err.key(), Some(format!("{p}-ns:k").as_str()));
 }
 
