@@ -202,7 +202,9 @@ async fn stats_count_hits_misses_waits_and_coalesced_calls() {
 }
 
 /// Many callers decide to refresh a hot key at once: one takes the lock and
-/// recomputes, the others keep getting the current value at once.
+/// recomputes, the others keep getting the current value at once. The
+/// refresher does not finish before the 99 others have their answer (so
+/// none of them can have seen its new value), however slow the machine.
 #[tokio::test]
 async fn concurrent_early_refresh_recomputes_once() {
     let svcs = standalone_services(4).await;
@@ -224,33 +226,47 @@ async fn concurrent_early_refresh_recomputes_once() {
         .unwrap();
     assert_eq!(first, 1);
     let computations = Arc::new(AtomicUsize::new(0));
+    // One permit per caller answered with the current value.
+    let answered = Arc::new(tokio::sync::Semaphore::new(0));
     let eager = opts.early_refresh(1e9);
     let mut tasks = Vec::new();
     for i in 0..100 {
-        let (svc, key, computations, eager) = (
+        let (svc, key, computations, answered, eager) = (
             svcs[i % 4].clone(),
             key.clone(),
             computations.clone(),
+            answered.clone(),
             eager.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            svc.get_or_compute(
-                &key,
-                async {
-                    computations.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    2u32
-                },
-                eager,
-            )
-            .await
-            .unwrap()
+            let v = svc
+                .get_or_compute(
+                    &key,
+                    async {
+                        computations.fetch_add(1, Ordering::SeqCst);
+                        let _ = answered.acquire_many(99).await.unwrap();
+                        2u32
+                    },
+                    eager,
+                )
+                .await
+                .unwrap();
+            if v == 1 {
+                answered.add_permits(1);
+            }
+            v
         }));
     }
-    let mut values = Vec::new();
-    for t in tasks {
-        values.push(t.await.unwrap());
-    }
+    let all = async {
+        let mut values = Vec::new();
+        for t in tasks {
+            values.push(t.await.unwrap());
+        }
+        values
+    };
+    let values = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("one refresher, 99 answered with the current value");
     assert_eq!(computations.load(Ordering::SeqCst), 1, "one refresher");
     assert_eq!(values.iter().filter(|&&v| v == 2).count(), 1);
     assert_eq!(values.iter().filter(|&&v| v == 1).count(), 99);
