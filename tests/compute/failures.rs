@@ -17,7 +17,8 @@ async fn redis_down_degrades_and_the_breaker_recovers() {
         .circuit_breaker(
             CircuitBreakerOptions::new()
                 .failure_threshold(2)
-                .cool_down(Duration::from_millis(200)),
+                // Long enough that it is still open when checked below.
+                .cool_down(Duration::from_secs(1)),
         )
         .build()
         .unwrap();
