@@ -163,8 +163,10 @@ async fn invalid_options_fail_before_any_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
+    assert_eq!(err.attempts(), 0);
     let err = svc.expire("k", Duration::ZERO).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
+    assert_eq!(err.attempts(), 0);
 }
 
 #[tokio::test]

@@ -143,20 +143,22 @@ async fn deleted_after_panic_and_the_panic_continues() {
 #[tokio::test]
 async fn deleted_when_cancelled_by_timeout_or_abort() {
     for (label, svc) in both("tmp-cancel").await {
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (started_tx, mut started_rx) = tokio::sync::oneshot::channel();
         let inner = svc.clone();
-        let timed_out = tokio::time::timeout(
-            Duration::from_millis(200),
-            svc.with_temporary_key("k", "x", None, |key| async move {
-                assert!(inner.exists(&key).await?);
-                let _ = started_tx.send(());
-                std::future::pending::<()>().await;
-                Ok::<(), Error>(())
-            }),
-        )
-        .await;
+        let mut call = Box::pin(svc.with_temporary_key("k", "x", None, |key| async move {
+            assert!(inner.exists(&key).await?);
+            let _ = started_tx.send(());
+            std::future::pending::<()>().await;
+            Ok::<(), Error>(())
+        }));
+        // Run the call until its body runs (however slow the machine)...
+        tokio::select! {
+            r = &mut call => panic!("{label}: the body never ends, yet: {r:?}"),
+            r = &mut started_rx => r.expect("the body ran"),
+        }
+        // ...then a timeout cancels (drops) it mid-body.
+        let timed_out = tokio::time::timeout(Duration::from_millis(50), call).await;
         assert!(timed_out.is_err());
-        started_rx.await.expect("the body ran");
         wait_gone(&svc, "k").await;
 
         // An aborted task.
@@ -216,12 +218,13 @@ async fn string_json_and_model_values() {
     let err = TempValue::model(&Job { id: 0 }).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
     assert_eq!(err.path(), Some(".id"));
-    // A zero TTL is refused before any write.
+    // A zero TTL is refused before any round trip.
     let err = svc
         .temporary_key("z", "x", Some(Duration::ZERO))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
+    assert_eq!(err.attempts(), 0, "{err}");
     assert!(!svc.exists("z").await.unwrap());
 }
 

@@ -17,7 +17,8 @@ async fn redis_down_degrades_and_the_breaker_recovers() {
         .circuit_breaker(
             CircuitBreakerOptions::new()
                 .failure_threshold(2)
-                .cool_down(Duration::from_millis(200)),
+                // Long enough that it is still open when checked below.
+                .cool_down(Duration::from_secs(1)),
         )
         .build()
         .unwrap();
@@ -126,16 +127,16 @@ async fn redis_killed_mid_computation() {
             .unwrap();
         svcs.push(RedisService::connect(config).await.unwrap());
     }
-    let started = Arc::new(Notify::new());
+    // Computations wait here until Redis is gone (closed: all pass).
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (svc, started) = (svcs[i % 2].clone(), started.clone());
+        let (svc, gate) = (svcs[i % 2].clone(), gate.clone());
         tasks.push(tokio::spawn(async move {
             svc.get_or_compute(
                 "k",
                 async move {
-                    started.notify_one();
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let _ = gate.acquire().await;
                     "value".to_string()
                 },
                 ComputeOptions::new().ttl(Duration::from_secs(60)),
@@ -143,9 +144,15 @@ async fn redis_killed_mid_computation() {
             .await
         }));
     }
-    started.notified().await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // One service holds the lease and computes; the other's leader polls it.
+    wait_until(
+        "a holder computes and a waiter polls its lock",
+        Duration::from_secs(30),
+        || async { total(&svcs, |s| s.computations) == 1 && total(&svcs, |s| s.lock_waits) == 1 },
+    )
+    .await;
     server.stop();
+    gate.close();
     let all = async {
         for t in tasks {
             assert_eq!(t.await.unwrap().unwrap(), "value");
@@ -174,7 +181,8 @@ async fn max_wait_bounds_the_wait_for_a_hung_holder() {
                     started.notify_one();
                     std::future::pending::<u32>().await
                 },
-                ComputeOptions::new().lock_ttl(Duration::from_millis(300)),
+                // Extended every third of it while the holder hangs.
+                ComputeOptions::new().lock_ttl(Duration::from_secs(1)),
             )
             .await
         })

@@ -44,6 +44,8 @@ async fn raw_bytes_and_strings_are_stored_as_is() {
     assert!(!raw_exists(svc, &format!("{p}:n")).await);
 }
 
+/// An error is not stored, and the lock is released before the call
+/// returns: with a 60 s lock TTL, it is gone the moment the error is back.
 #[tokio::test]
 async fn errors_are_not_cached_and_release_the_lock() {
     let svc = &standalone_services(1).await[0];
@@ -52,7 +54,7 @@ async fn errors_are_not_cached_and_release_the_lock() {
         .try_get_or_compute(
             &key,
             async { Err("nope".to_string()) },
-            ComputeOptions::new(),
+            ComputeOptions::new().lock_ttl(Duration::from_secs(60)),
         )
         .await;
     assert!(matches!(r, Err(ComputeError::Compute(ref e)) if e == "nope"));
@@ -99,6 +101,7 @@ async fn ttl_namespace_and_validation() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
+    assert_eq!(err.attempts(), 0, "rejected before any round trip");
     assert_eq!(err.key(), Some(format!("{p}-ns:k").as_str()));
 }
 
@@ -199,7 +202,9 @@ async fn stats_count_hits_misses_waits_and_coalesced_calls() {
 }
 
 /// Many callers decide to refresh a hot key at once: one takes the lock and
-/// recomputes, the others keep getting the current value at once.
+/// recomputes, the others keep getting the current value at once. The
+/// refresher does not finish before the 99 others have their answer (so
+/// none of them can have seen its new value), however slow the machine.
 #[tokio::test]
 async fn concurrent_early_refresh_recomputes_once() {
     let svcs = standalone_services(4).await;
@@ -221,33 +226,47 @@ async fn concurrent_early_refresh_recomputes_once() {
         .unwrap();
     assert_eq!(first, 1);
     let computations = Arc::new(AtomicUsize::new(0));
+    // One permit per caller answered with the current value.
+    let answered = Arc::new(tokio::sync::Semaphore::new(0));
     let eager = opts.early_refresh(1e9);
     let mut tasks = Vec::new();
     for i in 0..100 {
-        let (svc, key, computations, eager) = (
+        let (svc, key, computations, answered, eager) = (
             svcs[i % 4].clone(),
             key.clone(),
             computations.clone(),
+            answered.clone(),
             eager.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            svc.get_or_compute(
-                &key,
-                async {
-                    computations.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    2u32
-                },
-                eager,
-            )
-            .await
-            .unwrap()
+            let v = svc
+                .get_or_compute(
+                    &key,
+                    async {
+                        computations.fetch_add(1, Ordering::SeqCst);
+                        let _ = answered.acquire_many(99).await.unwrap();
+                        2u32
+                    },
+                    eager,
+                )
+                .await
+                .unwrap();
+            if v == 1 {
+                answered.add_permits(1);
+            }
+            v
         }));
     }
-    let mut values = Vec::new();
-    for t in tasks {
-        values.push(t.await.unwrap());
-    }
+    let all = async {
+        let mut values = Vec::new();
+        for t in tasks {
+            values.push(t.await.unwrap());
+        }
+        values
+    };
+    let values = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("one refresher, 99 answered with the current value");
     assert_eq!(computations.load(Ordering::SeqCst), 1, "one refresher");
     assert_eq!(values.iter().filter(|&&v| v == 2).count(), 1);
     assert_eq!(values.iter().filter(|&&v| v == 1).count(), 99);

@@ -176,6 +176,7 @@ async fn bad_input_is_rejected_before_any_round_trip() {
     let check = |r: redis_atomics::Result<(bool, u64)>, what: &str| {
         let e = r.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation, "{what}: {e}");
+        assert_eq!(e.attempts(), 0, "{what}: rejected before any round trip");
         let key = e.key().unwrap();
         assert!(
             key.starts_with(&format!("{ns}:rl:{{ip:1}}:")) && key.ends_with(":0"),
@@ -202,8 +203,10 @@ async fn bad_input_is_rejected_before_any_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+    assert_eq!(e.attempts(), 0, "{e}");
     let e = svc.check_rate_limit("", 5, 60, true).await.unwrap_err();
     assert!(e.to_string().contains("id is empty"), "{e}");
+    assert_eq!(e.attempts(), 0, "{e}");
 
     let build = |algo, q: Quota| svc.rate_limiter("b", algo, q).map(|_| ()).unwrap_err();
     for (algo, q, what) in [
@@ -263,7 +266,9 @@ async fn bad_input_is_rejected_before_any_round_trip() {
         let l = limiter(&svc, algo, 5, Duration::from_secs(60));
         let e = l.check("").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation);
+        assert_eq!(e.attempts(), 0, "{algo:?}: {e}");
         let e = l.check_n("zero", 0).await.unwrap_err();
+        assert_eq!(e.attempts(), 0, "{algo:?}: {e}");
         assert!(
             e.to_string().contains("\"zero\"") && e.to_string().contains("peek"),
             "{e}"
@@ -273,12 +278,14 @@ async fn bad_input_is_rejected_before_any_round_trip() {
             .await
             .unwrap_err();
         assert!(e.key().unwrap().contains("{rid}"), "{e}");
+        assert_eq!(e.attempts(), 0, "{algo:?}: {e}");
         for at in [0, (1 << 52) + 1] {
             let e = l
                 .check_with("rid", CheckOptions::new().at(at))
                 .await
                 .unwrap_err();
             assert!(e.to_string().contains("clock override"), "{e}");
+            assert_eq!(e.attempts(), 0, "{algo:?}: {e}");
         }
         let d = l.check_n("big", 6).await.unwrap();
         assert!(d.never && !d.allowed);

@@ -131,6 +131,30 @@ async fn pause_server(server: &support::RedisServer, ms: u64) {
         .unwrap();
 }
 
+/// How many scripts (`EVALSHA` and `EVAL`) the server has run (waiting
+/// out a `CLIENT PAUSE`: a blocking connection, no response timeout).
+async fn scripts_run(server: &support::RedisServer) -> u64 {
+    let client = server.client();
+    let info: String = tokio::task::spawn_blocking(move || {
+        let mut conn = client.get_connection().unwrap();
+        redis::cmd("INFO").arg("commandstats").query(&mut conn)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     let server = support::RedisServer::start();
@@ -148,15 +172,16 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     let l = limiter(&svc, Algorithm::SlidingLog, 5, Duration::from_secs(60));
 
     // With a request id: timed out, retried, and counted exactly once.
+    let before = scripts_run(&server).await;
     pause_server(&server, 700).await;
-    let started = std::time::Instant::now();
     let d = l
         .check_with("x", CheckOptions::new().request_id("r-1"))
         .await
         .unwrap();
-    // One attempt gives up after 150 ms: success after 400 ms means it was retried.
-    let took = started.elapsed();
-    assert!(took >= Duration::from_millis(400), "{took:?}");
+    // The server ran the check once per attempt (a timed-out request still
+    // runs when the pause ends): more than once means it was retried.
+    let runs = scripts_run(&server).await - before;
+    assert!(runs >= 2, "retried: the server ran it {runs} times");
     assert_eq!(
         (d.allowed, d.remaining),
         (true, 4),
@@ -166,10 +191,19 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     assert_eq!(now.remaining, 4, "one unit consumed, not one per attempt");
 
     // Without: the timeout is returned after one attempt (it may have run).
+    let before = scripts_run(&server).await;
     pause_server(&server, 700).await;
     let e = l.check("y").await.unwrap_err();
     assert!(e.is_timeout(), "{e}");
     assert_eq!(e.attempts(), 1, "not retried: {e}");
+    let runs = async || scripts_run(&server).await - before;
+    // The timed-out request runs once the pause ends; nothing else is sent.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while runs().await < 1 {
+        assert!(std::time::Instant::now() < deadline, "the check never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(runs().await, 1, "sent once");
     let now = l.peek_with("y", CheckOptions::new().cost(0)).await.unwrap();
     assert_eq!(now.remaining, 4, "the server ran it once");
 }
