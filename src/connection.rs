@@ -31,7 +31,8 @@ use crate::error::{Error, Result};
 pub enum Connection {
     /// One server (reconnects by itself).
     Standalone(ConnectionManager),
-    /// A Redis Cluster (routes by slot, follows MOVED/ASK).
+    /// A Redis Cluster (routes by slot; single commands follow MOVED/ASK,
+    /// pipelines sent through `ConnectionLike` do not).
     Cluster(ClusterConnection),
 }
 

@@ -41,6 +41,7 @@ async fn a_ttl_past_the_bound_is_rejected_before_any_round_trip() {
         Err(ComputeError::Redis(e)) => {
             assert_eq!(e.kind(), ErrorKind::Validation);
             assert!(e.to_string().contains("MAX_TTL_MS"), "{e}");
+            assert_eq!(e.attempts(), 0, "checked before any round trip");
         }
         other => panic!("expected the bound as an error, got {other:?}"),
     }
