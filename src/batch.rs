@@ -32,6 +32,7 @@ use crate::commands::ttl_millis;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::retry::Idempotency;
+use crate::scripts;
 use crate::service::{RedisService, ScriptCall};
 
 /// The most keys one `MGET`, `MSET` or `mset_expire` call carries; larger
@@ -317,7 +318,7 @@ fn script_call<V>(
     encode: &impl Fn(&str, &V, &mut Vec<u8>) -> Result<()>,
     buf: &mut Vec<u8>,
 ) -> Result<ScriptCall> {
-    let mut script = ScriptCall::new("mset_expire")?;
+    let mut script = ScriptCall::new(&scripts::MSET_EXPIRE);
     for &i in call {
         script = script.key(entries[i].0.as_str());
     }

@@ -8,6 +8,7 @@ use redis::{FromRedisValue, ToRedisArgs};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::retry::Idempotency;
+use crate::scripts;
 use crate::service::{RedisService, ScriptCall};
 
 /// Options of a write: expiry and condition.
@@ -163,7 +164,7 @@ impl RedisService {
         let mut args = redis::Cmd::new();
         args.arg(value);
         options.apply(&mut args).map_err(|e| e.with_key(full))?;
-        let mut call = ScriptCall::new("set_value")?
+        let mut call = ScriptCall::new(&scripts::SET_VALUE)
             .key(full)
             .key(keys::lock_key(full));
         for arg in args.args_iter() {

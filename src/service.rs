@@ -227,7 +227,9 @@ impl RedisService {
         args: &[A],
         idempotency: Idempotency,
     ) -> Result<T> {
-        let mut call = ScriptCall::new(name)?;
+        let script = scripts::get(name)
+            .ok_or_else(|| Error::config(format!("no embedded Lua script named {name}")))?;
+        let mut call = ScriptCall::new(script);
         for key in keys {
             call = call.key(self.key(key));
         }
@@ -304,13 +306,13 @@ pub(crate) struct ScriptCall {
 }
 
 impl ScriptCall {
-    pub(crate) fn new(name: &str) -> Result<Self> {
-        Ok(ScriptCall {
-            script: scripts::script(name)?,
+    pub(crate) fn new(script: &'static LuaScript) -> Self {
+        ScriptCall {
+            script,
             keys: Vec::new(),
             first_key: None,
             cmd: None,
-        })
+        }
     }
 
     /// Adds a (full) key. Every key must come before the first argument.

@@ -32,6 +32,7 @@ use super::{ComputeError, ComputeOptions, ComputeState, Policy};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::retry::Idempotency;
+use crate::scripts;
 use crate::service::{RedisService, ScriptCall};
 use crate::stats::Stat;
 
@@ -204,7 +205,7 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
             }
             self.mark();
         }
-        let mut call = ScriptCall::new("get_or_lock")?
+        let mut call = ScriptCall::new(&scripts::GET_OR_LOCK)
             .key(self.key)
             .key(lease.lock_key());
         if let Some(xf_key) = xf_key {
@@ -281,7 +282,7 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
 
     /// `set_and_unlock`: `true` if stored.
     async fn store(&self, lease: &Lease, bytes: &[u8], delta_ms: u64) -> Result<bool> {
-        let mut call = ScriptCall::new("set_and_unlock")?
+        let mut call = ScriptCall::new(&scripts::SET_AND_UNLOCK)
             .key(self.key)
             .key(lease.lock_key());
         let with_delta = self.with_delta();
@@ -480,7 +481,7 @@ fn delta_key(key: &str) -> String {
 
 /// `try_lock`: `true` when the lease is ours.
 async fn try_lock(service: &RedisService, lease: &Lease, ttl_ms: u64) -> Result<bool> {
-    let call = ScriptCall::new("try_lock")?
+    let call = ScriptCall::new(&scripts::TRY_LOCK)
         .key(lease.lock_key())
         .arg(lease.token())
         .arg(ttl_ms);

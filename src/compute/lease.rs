@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::retry::Idempotency;
+use crate::scripts;
 use crate::service::{RedisService, ScriptCall};
 
 /// The prefix of every lease token (and so of every lock value the library
@@ -75,7 +76,7 @@ impl Lease {
 
     /// Resets the lease's TTL if it still holds our token; `false` if lost.
     async fn extend(&self, ttl_ms: u64) -> Result<bool> {
-        let call = ScriptCall::new("extend_lock")?
+        let call = ScriptCall::new(&scripts::EXTEND_LOCK)
             .key(self.lock_key.as_str())
             .arg(self.token.as_str())
             .arg(ttl_ms);
@@ -149,7 +150,7 @@ impl Drop for Lease {
 }
 
 async fn unlock(service: &RedisService, lock_key: &str, token: &str) -> Result<bool> {
-    let call = ScriptCall::new("unlock")?.key(lock_key).arg(token);
+    let call = ScriptCall::new(&scripts::UNLOCK).key(lock_key).arg(token);
     let n: u64 = service.run_script(&call, Idempotency::Idempotent).await?;
     Ok(n == 1)
 }

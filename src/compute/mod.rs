@@ -268,7 +268,7 @@ const INVALIDATE_CHUNK: usize = 500;
 pub(crate) async fn invalidate_keys(service: &RedisService, keys: &[String]) -> Result<u64> {
     let mut removed = 0;
     for chunk in keys.chunks(INVALIDATE_CHUNK) {
-        let mut call = crate::service::ScriptCall::new("invalidate")?;
+        let mut call = crate::service::ScriptCall::new(&crate::scripts::INVALIDATE);
         for key in chunk {
             call = call
                 .key(key.as_str())

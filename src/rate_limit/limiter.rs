@@ -304,7 +304,7 @@ impl RateLimiter {
         } else {
             Idempotency::NonIdempotent
         };
-        let mut call = ScriptCall::new(algorithm.script())?;
+        let mut call = ScriptCall::new(algorithm.lua());
         for key in keys {
             call = call.key(key);
         }

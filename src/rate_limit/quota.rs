@@ -62,6 +62,17 @@ impl Algorithm {
         }
     }
 
+    /// Its script, as a typed handle.
+    pub(crate) fn lua(self) -> &'static crate::scripts::LuaScript {
+        use crate::scripts;
+        match self {
+            Algorithm::SlidingLog => &scripts::RL_SLIDING_LOG,
+            Algorithm::FixedWindow => &scripts::RL_FIXED_WINDOW,
+            Algorithm::SlidingWindow => &scripts::RL_SLIDING_WINDOW,
+            Algorithm::Gcra => &scripts::RL_GCRA,
+        }
+    }
+
     /// The short code used in its keys: `sl`, `fw`, `sw` or `gc`.
     pub fn code(self) -> &'static str {
         match self {
