@@ -25,15 +25,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::lease::Lease;
+use super::options::{ComputeError, ComputeOptions};
 use super::raw::Format;
 use super::singleflight::Leader;
+use super::state::{ComputeState, Policy};
 use super::timing::{poll_delay, should_refresh};
-use super::{ComputeError, ComputeOptions, ComputeState, Policy};
-use crate::error::{Error, Result};
-use crate::keys;
-use crate::retry::Idempotency;
-use crate::scripts;
-use crate::service::{RedisService, ScriptCall};
+use crate::core::error::{Error, Result};
+use crate::core::keys;
+use crate::core::retry::Idempotency;
+use crate::core::script_call::ScriptCall;
+use crate::core::scripts;
+use crate::core::service::RedisService;
 use crate::stats::Stat;
 
 /// What `get_or_lock` (or the plain `GET`) found.

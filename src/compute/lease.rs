@@ -18,10 +18,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::error::Result;
-use crate::retry::Idempotency;
-use crate::scripts;
-use crate::service::{RedisService, ScriptCall};
+use crate::core::error::Result;
+use crate::core::retry::Idempotency;
+use crate::core::script_call::ScriptCall;
+use crate::core::scripts;
+use crate::core::service::RedisService;
 
 /// The prefix of every lease token (and so of every lock value the library
 /// writes); the scripts treat any other value as foreign.

@@ -8,8 +8,8 @@
 use serde::de::DeserializeOwned;
 use serde::ser::{self, Impossible, Serialize};
 
-use crate::codec;
-use crate::error::{Error, ErrorKind, Result};
+use crate::core::codec;
+use crate::core::error::{Error, ErrorKind, Result};
 
 /// JSON (the default) or raw bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
