@@ -273,10 +273,11 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
                 tracing::debug!(key = self.key, "lease revoked or lost; value not stored");
             }
             Err(err) => {
-                // The drop of the armed lease releases it.
+                // The drop of the armed lease releases it. Whether the
+                // store ran is unknown, and the lease may have been revoked
+                // meanwhile: not shared, followers start over.
                 drop(lease);
                 self.store_failed(&err);
-                self.publish_unstored(&bytes);
             }
         }
         Ok(value)

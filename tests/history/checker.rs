@@ -254,7 +254,10 @@ fn invalidations(plan: &Plan, history: &History) -> Vec<Violation> {
                 None => continue,
             },
         };
-        if effective < i_inv {
+        // A degraded call's value never went through Redis: it is shared
+        // with the concurrent callers of its flight whatever Redis saw
+        // (the documented exception), so only values from Redis count.
+        if effective < i_inv && !(r.maybe_degraded && !from_redis(history, r, p.op)) {
             let (kind, path) = if from_redis(history, r, p.op) {
                 (
                     "stale value stored after the invalidation",

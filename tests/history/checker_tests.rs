@@ -46,6 +46,7 @@ impl Builder {
             invoked: t(inv),
             completed: t(comp),
             outcome,
+            maybe_degraded: false,
         });
         self.h.ops.sort_by_key(|o| o.seq);
         self

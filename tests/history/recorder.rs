@@ -35,6 +35,9 @@ pub struct OpRecord {
     pub invoked: Duration,
     pub completed: Duration,
     pub outcome: Outcome,
+    /// The service served some call without Redis while this one ran (its
+    /// `degraded` counter moved): the read may be a degraded value.
+    pub maybe_degraded: bool,
 }
 
 /// What produced a value.

@@ -142,9 +142,11 @@ pub async fn run_client(
         n += 1;
         let seq = rec.next_seq();
         let invoked = rec.now();
+        let degraded_before = client.service.cache_stats().degraded;
         let outcome = tokio::time::timeout(op.deadline(), execute(client, &plan, &rec, seq, &op))
             .await
             .unwrap_or(Outcome::Timeout);
+        let maybe_degraded = client.service.cache_stats().degraded != degraded_before;
         rec.record(OpRecord {
             seq,
             client: index,
@@ -153,6 +155,7 @@ pub async fn run_client(
             invoked,
             completed: rec.now(),
             outcome,
+            maybe_degraded,
         });
         // A short, seeded think time keeps the mix from being a busy loop.
         tokio::time::sleep(Duration::from_millis(rng.below(8))).await;
