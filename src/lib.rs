@@ -24,7 +24,7 @@ pub mod temp;
 
 pub use breaker::{CircuitBreakerOptions, CircuitState};
 pub use cache::{Args, CacheOptions, Cached};
-pub use commands::{SetOptions, Ttl};
+pub use commands::{SetCondition, SetOptions, Ttl};
 pub use compute::{ComputeError, ComputeOptions};
 pub use config::{RedisConfig, RedisConfigBuilder, Topology};
 pub use connection::{Connection, Node};
