@@ -25,7 +25,7 @@ pub mod temp;
 pub use breaker::{CircuitBreakerOptions, CircuitState};
 pub use cache::{Args, CacheOptions, Cached};
 pub use commands::{SetCondition, SetOptions, Ttl};
-pub use compute::{ComputeError, ComputeOptions};
+pub use compute::{ComputeError, ComputeOptions, Format};
 pub use config::{RedisConfig, RedisConfigBuilder, Topology};
 pub use connection::{Connection, Node};
 pub use error::{Error, ErrorKind, Result};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::raw::Format;
 use crate::commands::ttl_millis;
 use crate::error::{Error, Result};
 
@@ -26,7 +27,7 @@ pub struct ComputeOptions {
     pub(crate) ttl: Option<Duration>,
     pub(crate) lock_ttl: Duration,
     pub(crate) auto_extend: bool,
-    pub(crate) serialize_json: bool,
+    pub(crate) format: Format,
     pub(crate) early_refresh: Option<f64>,
     pub(crate) single_flight: bool,
     pub(crate) lock: bool,
@@ -40,7 +41,7 @@ impl Default for ComputeOptions {
             ttl: None,
             lock_ttl: Duration::from_secs(10),
             auto_extend: true,
-            serialize_json: true,
+            format: Format::Json,
             early_refresh: None,
             single_flight: true,
             lock: true,
@@ -81,13 +82,21 @@ impl ComputeOptions {
         self
     }
 
-    /// Store values as JSON (true) or as raw bytes (false: `T` must serialize
-    /// as a string or bytes, e.g. `String` or `Vec<u8>`; anything else is a
-    /// serialization error). Defaults to true.
+    /// How values are stored: [`Format::Json`], or [`Format::Raw`] bytes
+    /// (`T` must serialize as a string or bytes, e.g. `String` or
+    /// `Vec<u8>`; anything else is a serialization error). Defaults to
+    /// [`Format::Json`].
     #[must_use]
-    pub fn serialize_json(mut self, json: bool) -> Self {
-        self.serialize_json = json;
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
         self
+    }
+
+    /// The Python `RedisService` spelling of [`ComputeOptions::format`]:
+    /// `true` is [`Format::Json`], `false` is [`Format::Raw`].
+    #[must_use]
+    pub fn serialize_json(self, json: bool) -> Self {
+        self.format(if json { Format::Json } else { Format::Raw })
     }
 
     /// Recompute a value before it expires with a probability that rises as
