@@ -119,13 +119,17 @@ impl ComputeOptions {
         self
     }
 
-    /// Wait for the lease holder on a miss so that one caller computes
-    /// (thundering-herd protection). When false, every miss computes at
-    /// once; the caller that got the lease stores its value, the others
-    /// return theirs without storing. Defaults to true.
+    /// One caller computes a missing value while the others wait for it
+    /// (thundering-herd protection): across processes through the lease,
+    /// within this one through [`single_flight`](Self::single_flight). When
+    /// false, every miss computes at once (both are off); the caller that
+    /// got the lease stores its value, the others return theirs without
+    /// storing. Call `single_flight(true)` after it to share computations
+    /// within a process only. Defaults to true.
     #[must_use]
-    pub fn prevent_thundering_herd(mut self, lock: bool) -> Self {
-        self.lock = lock;
+    pub fn prevent_thundering_herd(mut self, on: bool) -> Self {
+        self.lock = on;
+        self.single_flight = on;
         self
     }
 
