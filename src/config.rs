@@ -1,4 +1,32 @@
 //! [`RedisConfig`]: where Redis is, the key namespace, retries and timeouts.
+//!
+//! # Naming
+//!
+//! One convention for every option and configuration type of the crate:
+//!
+//! - **Setters take the setting's noun** (`ttl(Duration)`, `namespace(..)`,
+//!   `retry_count(3)`), consume and return `Self`, are `#[must_use]`, and
+//!   say their default: as bb8's `Builder::max_size`, moka's
+//!   `CacheBuilder::time_to_live` and std's `thread::Builder::name`, and the
+//!   keyword names of the Python `RedisService`, so a migration maps one to
+//!   one.
+//! - **Getters are nouns too, on the value that is built, never on the
+//!   builder** (a method name cannot be both on one type): as moka reads
+//!   `CacheBuilder::time_to_live(..)` back as `cache.policy().time_to_live()`
+//!   and bb8 reads a pool through `Pool::state()`, the settings of a
+//!   [`RedisConfigBuilder`] are read from the [`RedisConfig`] it builds
+//!   (`namespace()`, `retry()`), and those of a
+//!   [`CacheOptions`](crate::CacheOptions) from the
+//!   [`Cached`](crate::Cached) it makes (`key_prefix()`, `ttl()`). The
+//!   per-call builders ([`SetOptions`](crate::SetOptions),
+//!   [`ComputeOptions`](crate::ComputeOptions),
+//!   [`CacheOptions`](crate::CacheOptions)) have no getters.
+//! - **A value that is read back and can be adjusted** (a
+//!   [`RetryPolicy`], a [`Quota`](crate::Quota)) takes `with_…` for its
+//!   adjustments, which leaves the noun to its getter:
+//!   `RetryPolicy::with_jitter(0.1)?` and `RetryPolicy::jitter()`.
+//! - No `get_` prefix and no `_value` suffix (the Rust API guidelines,
+//!   C-GETTER).
 
 use std::time::Duration;
 

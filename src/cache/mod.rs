@@ -17,6 +17,7 @@
 //!     "user_name",
 //!     CacheOptions::new().ttl(Duration::from_secs(60)).key_prefix("v1"),
 //! );
+//! assert_eq!(users.ttl(), Some(Duration::from_secs(60)));
 //! let id = 7;
 //! let name = users
 //!     .call(&Args::new().arg("id", &id), async move { Some(format!("user {id}")) })
@@ -244,6 +245,11 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     /// The key shared by every call: `{namespace}:{key_prefix}:{function}`.
     pub fn key_prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// How long results live ([`CacheOptions::ttl`]); `None` for no expiry.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.compute.ttl
     }
 
     /// The result for `args`: from Redis, or computed by `compute` (once

@@ -1,4 +1,8 @@
 //! [`ComputeOptions`] and [`ComputeError`].
+//!
+//! `ComputeOptions` is a builder: its setters take the setting's noun
+//! (`ttl`, `lock_ttl`, `format`, the Python keyword names) and it has no
+//! getters; see [the naming convention](crate::config#naming).
 
 use std::fmt;
 use std::time::Duration;
@@ -18,7 +22,6 @@ use crate::error::{Error, Result};
 ///     .ttl(Duration::from_secs(300))      // the value expires after 5 min
 ///     .lock_ttl(Duration::from_secs(5))   // a dead holder blocks others ≤ 5 s
 ///     .early_refresh(1.0);                // XFetch with β = 1
-/// assert_eq!(opts.ttl_value(), Some(Duration::from_secs(300)));
 /// assert!(opts.validate().is_ok());
 /// assert!(ComputeOptions::new().ttl(Duration::ZERO).validate().is_err());
 /// ```
@@ -154,11 +157,6 @@ impl ComputeOptions {
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = Some(max_wait);
         self
-    }
-
-    /// The value TTL, if any.
-    pub fn ttl_value(&self) -> Option<Duration> {
-        self.ttl
     }
 
     /// Rejects a zero TTL or lock TTL, one above
