@@ -27,12 +27,14 @@ use redis::{Cmd, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
-use crate::commands::ttl_millis;
-use crate::error::{Error, Result};
-use crate::keys;
-use crate::retry::Idempotency;
-use crate::service::{RedisService, ScriptCall};
+use crate::core::codec;
+use crate::core::commands::ttl_millis;
+use crate::core::error::{Error, Result};
+use crate::core::keys;
+use crate::core::retry::Idempotency;
+use crate::core::script_call::ScriptCall;
+use crate::core::scripts;
+use crate::core::service::RedisService;
 
 /// The most keys one `MGET`, `MSET` or `mset_expire` call carries; larger
 /// batches are split, so no single call blocks the server for long.
@@ -317,7 +319,7 @@ fn script_call<V>(
     encode: &impl Fn(&str, &V, &mut Vec<u8>) -> Result<()>,
     buf: &mut Vec<u8>,
 ) -> Result<ScriptCall> {
-    let mut script = ScriptCall::new("mset_expire")?;
+    let mut script = ScriptCall::new(&scripts::MSET_EXPIRE);
     for &i in call {
         script = script.key(entries[i].0.as_str());
     }

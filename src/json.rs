@@ -20,11 +20,11 @@ use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
-use crate::commands::SetOptions;
-use crate::error::{Error, Result};
-use crate::retry::Idempotency;
-use crate::service::RedisService;
+use crate::core::codec;
+use crate::core::commands::SetOptions;
+use crate::core::error::{Error, Result};
+use crate::core::retry::Idempotency;
+use crate::core::service::RedisService;
 
 impl RedisService {
     /// Reads `key` and decodes its JSON text as `T`: `Ok(None)` when the key

@@ -3,24 +3,20 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
-pub mod breaker;
 pub mod cache;
-pub(crate) mod codec;
-pub mod commands;
 pub mod compute;
-pub mod config;
-pub mod connection;
-pub mod error;
+pub(crate) mod core;
 pub mod json;
-pub mod keys;
 pub mod model;
 pub mod rate_limit;
-pub mod retry;
-pub mod scripts;
 pub mod search;
-pub mod service;
 pub mod stats;
 pub mod temp;
+
+// The core's public modules, at the paths users know.
+pub use crate::core::{
+    breaker, commands, config, connection, error, keys, retry, scripts, service,
+};
 
 pub use breaker::{CircuitBreakerOptions, CircuitState};
 pub use cache::{Args, CacheOptions, Cached};

@@ -41,11 +41,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
-use crate::commands::SetOptions;
-use crate::error::{Error, ErrorKind, Result};
-use crate::retry::Idempotency;
-use crate::service::RedisService;
+use crate::core::codec;
+use crate::core::commands::SetOptions;
+use crate::core::error::{Error, ErrorKind, Result};
+use crate::core::retry::Idempotency;
+use crate::core::service::RedisService;
 
 /// A semantic check on a model, run on every write and read.
 ///

@@ -21,12 +21,12 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use serde::Serialize;
 
-use crate::codec;
-use crate::commands::{SetOptions, ttl_millis};
-use crate::error::{Error, Result};
+use crate::core::codec;
+use crate::core::commands::{SetOptions, ttl_millis};
+use crate::core::error::{Error, Result};
+use crate::core::retry::Idempotency;
+use crate::core::service::RedisService;
 use crate::model::{Validate, check};
-use crate::retry::Idempotency;
-use crate::service::RedisService;
 
 /// The TTL of a temporary key written without `ex`: one hour. The key is
 /// deleted when its scope ends; this only bounds a leak after a crash.

@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::keys::encode_arg_value;
+use crate::core::error::{Error, ErrorKind, Result};
+use crate::core::keys::encode_arg_value;
 
 /// The named arguments of one call of a cached function; they make up the
 /// key as `{arg}={value}:…` in the order given (see
-/// [`encode_arg_value`](crate::keys::encode_arg_value) for how
+/// [`encode_arg_value`](crate::core::keys::encode_arg_value) for how
 /// values are written).
 ///
 /// ```
@@ -67,7 +67,7 @@ impl Args {
         }
         for (name, value) in &self.parts {
             key.push(':');
-            key.push_str(&crate::keys::encode_key_part(name));
+            key.push_str(&crate::core::keys::encode_key_part(name));
             key.push('=');
             key.push_str(value);
         }

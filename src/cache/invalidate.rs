@@ -8,10 +8,10 @@
 
 use redis::Value;
 
-use crate::error::{Error, Result};
-use crate::keys::escape_glob;
-use crate::retry::Idempotency;
-use crate::service::RedisService;
+use crate::core::error::{Error, Result};
+use crate::core::keys::escape_glob;
+use crate::core::retry::Idempotency;
+use crate::core::service::RedisService;
 
 /// Keys asked for per SCAN step.
 const SCAN_COUNT: u32 = 1000;
@@ -21,7 +21,7 @@ const SCAN_COUNT: u32 = 1000;
 pub(super) async fn all(service: &RedisService, prefix: &str) -> Result<u64> {
     let mut removed = 0;
     for _pass in 0..2 {
-        removed += crate::compute::invalidate_keys(service, &[prefix.to_string()]).await?;
+        removed += crate::core::commands::invalidate_keys(service, &[prefix.to_string()]).await?;
         removed += scan_and_unlink(service, prefix).await?;
     }
     Ok(removed)

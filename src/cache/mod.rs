@@ -40,9 +40,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::compute::{self, ComputeError, ComputeOptions, Policy};
-use crate::error::{Error, Result};
-use crate::keys;
-use crate::service::RedisService;
+use crate::core::error::{Error, Result};
+use crate::core::keys;
+use crate::core::service::RedisService;
 use crate::stats::Stat;
 
 pub use args::Args;
@@ -355,7 +355,7 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     /// can store its value. Returns how many values were removed (0 or 1).
     pub async fn invalidate(&self, args: &Args) -> Result<u64> {
         let key = self.key(args)?;
-        compute::invalidate_keys(&self.service, &[key]).await
+        crate::core::commands::invalidate_keys(&self.service, &[key]).await
     }
 
     /// Deletes every cached result of this function (this namespace and

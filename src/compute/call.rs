@@ -25,14 +25,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::lease::Lease;
+use super::options::{ComputeError, ComputeOptions};
 use super::raw::Format;
 use super::singleflight::Leader;
+use super::state::{ComputeState, Policy};
 use super::timing::{poll_delay, should_refresh};
-use super::{ComputeError, ComputeOptions, ComputeState, Policy};
-use crate::error::{Error, Result};
-use crate::keys;
-use crate::retry::Idempotency;
-use crate::service::{RedisService, ScriptCall};
+use crate::core::error::{Error, Result};
+use crate::core::keys;
+use crate::core::retry::Idempotency;
+use crate::core::script_call::ScriptCall;
+use crate::core::scripts;
+use crate::core::service::RedisService;
 use crate::stats::Stat;
 
 /// What `get_or_lock` (or the plain `GET`) found.
@@ -204,7 +207,7 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
             }
             self.mark();
         }
-        let mut call = ScriptCall::new("get_or_lock")?
+        let mut call = ScriptCall::new(&scripts::GET_OR_LOCK)
             .key(self.key)
             .key(lease.lock_key());
         if let Some(xf_key) = xf_key {
@@ -281,7 +284,7 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
 
     /// `set_and_unlock`: `true` if stored.
     async fn store(&self, lease: &Lease, bytes: &[u8], delta_ms: u64) -> Result<bool> {
-        let mut call = ScriptCall::new("set_and_unlock")?
+        let mut call = ScriptCall::new(&scripts::SET_AND_UNLOCK)
             .key(self.key)
             .key(lease.lock_key());
         let with_delta = self.with_delta();
@@ -480,7 +483,7 @@ fn delta_key(key: &str) -> String {
 
 /// `try_lock`: `true` when the lease is ours.
 async fn try_lock(service: &RedisService, lease: &Lease, ttl_ms: u64) -> Result<bool> {
-    let call = ScriptCall::new("try_lock")?
+    let call = ScriptCall::new(&scripts::TRY_LOCK)
         .key(lease.lock_key())
         .arg(lease.token())
         .arg(ttl_ms);

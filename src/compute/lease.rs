@@ -18,9 +18,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::error::Result;
-use crate::retry::Idempotency;
-use crate::service::{RedisService, ScriptCall};
+use crate::core::error::Result;
+use crate::core::retry::Idempotency;
+use crate::core::script_call::ScriptCall;
+use crate::core::scripts;
+use crate::core::service::RedisService;
 
 /// The prefix of every lease token (and so of every lock value the library
 /// writes); the scripts treat any other value as foreign.
@@ -75,7 +77,7 @@ impl Lease {
 
     /// Resets the lease's TTL if it still holds our token; `false` if lost.
     async fn extend(&self, ttl_ms: u64) -> Result<bool> {
-        let call = ScriptCall::new("extend_lock")?
+        let call = ScriptCall::new(&scripts::EXTEND_LOCK)
             .key(self.lock_key.as_str())
             .arg(self.token.as_str())
             .arg(ttl_ms);
@@ -149,7 +151,7 @@ impl Drop for Lease {
 }
 
 async fn unlock(service: &RedisService, lock_key: &str, token: &str) -> Result<bool> {
-    let call = ScriptCall::new("unlock")?.key(lock_key).arg(token);
+    let call = ScriptCall::new(&scripts::UNLOCK).key(lock_key).arg(token);
     let n: u64 = service.run_script(&call, Idempotency::Idempotent).await?;
     Ok(n == 1)
 }

@@ -53,6 +53,7 @@ mod lease;
 mod options;
 mod raw;
 pub(crate) mod singleflight;
+mod state;
 mod timing;
 
 use std::convert::Infallible;
@@ -61,54 +62,16 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::breaker::{Breaker, CircuitBreakerOptions, CircuitState};
-use crate::error::Result;
-use crate::service::RedisService;
-use crate::stats::{CacheStats, Counters, Stat};
+use crate::core::breaker::CircuitState;
+use crate::core::error::Result;
+use crate::core::service::RedisService;
+use crate::stats::{CacheStats, Stat};
 use call::Call;
-use singleflight::{Flights, Role, Waited};
+use singleflight::{Role, Waited};
 
 pub use options::{ComputeError, ComputeOptions};
 pub use raw::Format;
-
-/// Per-service state of the compute paths: flights, breaker, counters.
-#[derive(Debug)]
-pub(crate) struct ComputeState {
-    flights: Flights,
-    breaker: Breaker,
-    stats: Counters,
-}
-
-impl ComputeState {
-    pub(crate) fn new(breaker: CircuitBreakerOptions) -> Self {
-        ComputeState {
-            flights: Flights::default(),
-            breaker: Breaker::new(breaker),
-            stats: Counters::default(),
-        }
-    }
-
-    pub(crate) fn bump(&self, stat: Stat) {
-        self.stats.bump(stat);
-    }
-}
-
-/// What a caller wants beyond the options: values it does not store, and
-/// whether a value that cannot be encoded is kept (the cache wrapper, which
-/// logs and counts it) or an error (`get_or_compute`).
-pub(crate) struct Policy<'a, T> {
-    pub(crate) skip_store: Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>,
-    pub(crate) lenient: bool,
-}
-
-impl<T> Policy<'_, T> {
-    fn plain() -> Self {
-        Policy {
-            skip_store: None,
-            lenient: false,
-        }
-    }
-}
+pub(crate) use state::Policy;
 
 impl RedisService {
     /// The value of `key`, computed by `compute` when missing — exactly once
@@ -247,7 +210,7 @@ where
         };
         let call = Call {
             service,
-            state,
+            state: &state,
             key,
             opts,
             policy: &policy,
@@ -257,27 +220,4 @@ where
         };
         return call.run(compute).await;
     }
-}
-
-/// Keys per `invalidate.lua` call (three KEYS each).
-const INVALIDATE_CHUNK: usize = 500;
-
-/// Deletes value keys (full keys, one slot on a cluster) with their
-/// compute-time keys, and revokes their leases; returns how many values
-/// existed. Used by `delete`, `invalidate` and `invalidate_all`.
-pub(crate) async fn invalidate_keys(service: &RedisService, keys: &[String]) -> Result<u64> {
-    let mut removed = 0;
-    for chunk in keys.chunks(INVALIDATE_CHUNK) {
-        let mut call = crate::service::ScriptCall::new("invalidate")?;
-        for key in chunk {
-            call = call
-                .key(key.as_str())
-                .key(crate::keys::lock_key(key))
-                .key(crate::keys::companion_key(key, "xf"));
-        }
-        removed += service
-            .run_script::<u64>(&call, crate::retry::Idempotency::Idempotent)
-            .await?;
-    }
-    Ok(removed)
 }

@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::raw::Format;
-use crate::commands::ttl_millis;
-use crate::error::{Error, Result};
+use crate::core::commands::ttl_millis;
+use crate::core::error::{Error, Result};
 
 /// How [`get_or_compute`](crate::RedisService::get_or_compute) stores,
 /// locks and waits. Every setter says its default.
@@ -160,7 +160,7 @@ impl ComputeOptions {
     }
 
     /// Rejects a zero TTL or lock TTL, one above
-    /// [`MAX_TTL_MS`](crate::commands::MAX_TTL_MS), a zero poll interval and
+    /// [`MAX_TTL_MS`](crate::core::commands::MAX_TTL_MS), a zero poll interval and
     /// a β that is not a positive finite number. The error names the bound.
     pub fn validate(&self) -> Result<()> {
         if let Some(ttl) = self.ttl {

@@ -8,8 +8,8 @@
 use serde::de::DeserializeOwned;
 use serde::ser::{self, Impossible, Serialize};
 
-use crate::codec;
-use crate::error::{Error, ErrorKind, Result};
+use crate::core::codec;
+use crate::core::error::{Error, ErrorKind, Result};
 
 /// How [`get_or_compute`](crate::RedisService::get_or_compute) and the
 /// cache wrapper store a value, set with [`ComputeOptions::format`].

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::quota::Quota;
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// The outcome of a check: a refusal is data, not an error.
 ///

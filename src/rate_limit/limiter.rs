@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use super::decision::Decision;
 use super::quota::{Algorithm, Quota};
-use crate::error::{Error, Result};
-use crate::retry::Idempotency;
-use crate::service::{RedisService, ScriptCall};
+use crate::core::error::{Error, Result};
+use crate::core::retry::Idempotency;
+use crate::core::script_call::ScriptCall;
+use crate::core::service::RedisService;
 
 /// Options of one check: cost, request id, and a clock override for tests.
 ///
@@ -304,7 +305,7 @@ impl RateLimiter {
         } else {
             Idempotency::NonIdempotent
         };
-        let mut call = ScriptCall::new(algorithm.script())?;
+        let mut call = ScriptCall::new(algorithm.lua());
         for key in keys {
             call = call.key(key);
         }
@@ -347,7 +348,7 @@ fn encode_id(id: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::encode_id;
-    use crate::keys::hash_tag;
+    use crate::core::keys::hash_tag;
 
     #[test]
     fn encoded_ids_are_one_tag_and_injective() {

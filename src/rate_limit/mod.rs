@@ -73,8 +73,8 @@ pub use quota::{Algorithm, Quota};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::service::RedisService;
+use crate::core::error::{Error, Result};
+use crate::core::service::RedisService;
 
 impl RedisService {
     /// A limiter called `name` that checks ids against one `quota` with

@@ -3,7 +3,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// The largest limit, burst or cost the scripts accept.
 pub(crate) const MAX_LIMIT: u32 = 1_000_000_000;
@@ -59,6 +59,17 @@ impl Algorithm {
             Algorithm::FixedWindow => "rl_fixed_window",
             Algorithm::SlidingWindow => "rl_sliding_window",
             Algorithm::Gcra => "rl_gcra",
+        }
+    }
+
+    /// Its script, as a typed handle.
+    pub(crate) fn lua(self) -> &'static crate::core::scripts::LuaScript {
+        use crate::core::scripts;
+        match self {
+            Algorithm::SlidingLog => &scripts::RL_SLIDING_LOG,
+            Algorithm::FixedWindow => &scripts::RL_FIXED_WINDOW,
+            Algorithm::SlidingWindow => &scripts::RL_SLIDING_WINDOW,
+            Algorithm::Gcra => &scripts::RL_GCRA,
         }
     }
 

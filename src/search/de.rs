@@ -5,8 +5,8 @@
 use serde::de::value::{Error as DeError, MapDeserializer, SeqDeserializer};
 use serde::de::{self, DeserializeOwned, Error as _, IntoDeserializer, Visitor};
 
-use crate::codec::field_path;
-use crate::error::{Error, ErrorKind, Result};
+use crate::core::codec::field_path;
+use crate::core::error::{Error, ErrorKind, Result};
 
 /// Decodes `fields` into `T`; a failure names the document key and the field.
 pub(crate) fn from_fields<T: DeserializeOwned>(

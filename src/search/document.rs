@@ -5,7 +5,7 @@ use redis::ToRedisArgs;
 use super::filter::MAX_TAG_BYTES;
 use super::info::FieldInfo;
 use super::schema::FieldType;
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// The fields of one HASH document: values as Redis arguments (strings,
 /// numbers, bytes) and vectors as little-endian FLOAT32 blobs.

@@ -4,7 +4,7 @@
 use redis::Value;
 
 use super::schema::{DistanceMetric, FieldType, VectorAlgorithm};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// What `FT.INFO` says about an index (the parts this crate uses).
 #[derive(Debug, Clone, PartialEq)]

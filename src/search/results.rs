@@ -6,7 +6,7 @@ use redis::Value;
 use serde::de::DeserializeOwned;
 
 use super::info::{IndexInfo, text};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// The field under which vector queries return the distance.
 pub const DISTANCE_FIELD: &str = "__dist";

@@ -1,7 +1,7 @@
 //! Index definitions ([`IndexSchema`]) for `FT.CREATE`.
 
 use super::filter::check_field;
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// The definition of a search index over HASH documents: a key prefix and
 /// the indexed fields.

@@ -1,6 +1,6 @@
 //! Escaping and checking: field names, tag values, text words.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Checks that `field` can follow `@` in a query: `[A-Za-z_][A-Za-z0-9_]*`.
 pub(crate) fn check_field(field: &str) -> Result<()> {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::escape::{check_field, escape_tag, text_words};
 use super::{Bound, Filter, Node};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 impl Filter {
     /// The query text of this filter (DIALECT 2), or a validation error for an

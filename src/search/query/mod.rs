@@ -1,19 +1,21 @@
 //! [`VectorQueryBuilder`]: KNN, range and filter queries rendered to one
 //! `FT.SEARCH … DIALECT 2`.
 
+mod command;
 mod render;
 
 use redis::Value;
 use serde::de::DeserializeOwned;
 
-pub use render::SearchCommand;
+pub use command::SearchCommand;
 
-use super::SearchIndex;
 use super::document::encode_vector;
 use super::filter::{Filter, Number};
+use super::index::SearchIndex;
 use super::results::{Hit, SearchResults};
-use crate::error::Result;
-use crate::retry::Idempotency;
+use crate::core::error::Result;
+use crate::core::retry::Idempotency;
+use crate::core::service::RedisService;
 
 /// How RediSearch combines a filter with KNN (inside the KNN brackets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +139,20 @@ pub struct VectorQueryBuilder {
     ef_runtime: Option<u32>,
     hybrid: Option<HybridPolicy>,
     timeout: Option<std::time::Duration>,
+}
+
+impl RedisService {
+    /// A query on the index `name`: `service.vector_query("movies").knn(…)`.
+    pub fn vector_query(&self, name: &str) -> VectorQueryBuilder {
+        VectorQueryBuilder::new(self.search_index(name))
+    }
+}
+
+impl SearchIndex {
+    /// A query builder on this index.
+    pub fn query(&self) -> VectorQueryBuilder {
+        VectorQueryBuilder::new(self.clone())
+    }
 }
 
 impl VectorQueryBuilder {

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Settings of the circuit breaker, given to
 /// [`RedisConfigBuilder::circuit_breaker`](crate::RedisConfigBuilder::circuit_breaker).

@@ -30,9 +30,9 @@
 
 use std::time::Duration;
 
-use crate::breaker::CircuitBreakerOptions;
-use crate::error::{Error, Result};
-use crate::retry::{Backoff, RetryPolicy};
+use crate::core::breaker::CircuitBreakerOptions;
+use crate::core::error::{Error, Result};
+use crate::core::retry::{Backoff, RetryPolicy};
 
 /// Where the service connects.
 #[derive(Debug, Clone, PartialEq, Eq)]

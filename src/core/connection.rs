@@ -18,8 +18,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, RedisFuture, RedisResult, Value};
 
-use crate::config::{RedisConfig, Topology};
-use crate::error::{Error, Result};
+use crate::core::config::{RedisConfig, Topology};
+use crate::core::error::{Error, Result};
 
 /// A multiplexed connection to one server or to a cluster.
 ///

@@ -49,22 +49,8 @@ pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
 /// assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
 /// ```
 pub fn slot(key: &[u8]) -> u16 {
-    crc16_xmodem(hash_tag(key).unwrap_or(key)) % 16384
-}
-
-fn crc16_xmodem(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    // The same CRC16 (XMODEM) crate redis-rs routes keys with.
+    crc16::State::<crc16::XMODEM>::calculate(hash_tag(key).unwrap_or(key)) % 16384
 }
 
 /// The lock key of a value key, in the same slot and under the same prefix:
@@ -227,6 +213,10 @@ pub fn encode_key_part(part: &str) -> String {
     out
 }
 
+// Hand-written rather than the `percent-encoding` crate (in the tree via
+// `url`): that crate always escapes non-ASCII bytes, and cache keys keep
+// UTF-8 text readable (`héllo%20wörld`), escaping only what could break
+// injectivity, glob patterns or hash tags, and Unicode whitespace.
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Encodes one argument value for a cache key: strings as-is, numbers and

@@ -12,12 +12,14 @@ use std::sync::Arc;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, ToRedisArgs, Value};
 
-use crate::config::RedisConfig;
-use crate::connection::{Connection, Node};
-use crate::error::{Error, ErrorKind, Result};
-use crate::keys;
-use crate::retry::{Idempotency, RetryPolicy};
-use crate::scripts::{self, LuaScript};
+use super::script_call::ScriptCall;
+use super::slots::{SlotState, Slots};
+use crate::core::config::RedisConfig;
+use crate::core::connection::{Connection, Node};
+use crate::core::error::{Error, ErrorKind, Result};
+use crate::core::keys;
+use crate::core::retry::{Idempotency, RetryPolicy};
+use crate::core::scripts;
 
 /// An async, cloneable handle to Redis (one server or a cluster) with
 /// namespacing, auto-retry and the embedded Lua scripts.
@@ -45,10 +47,8 @@ pub struct RedisService {
 struct Inner {
     conn: Connection,
     config: RedisConfig,
-    /// Single-flight, circuit breaker and counters of the compute paths.
-    compute: crate::compute::ComputeState,
-    /// Search index schemas (`FT.INFO`), cached for the query builder.
-    search_schemas: crate::search::SchemaCache,
+    /// Per-feature state (compute flights and breaker, search schemas, …).
+    slots: Slots,
 }
 
 impl std::fmt::Debug for RedisService {
@@ -75,9 +75,8 @@ impl RedisService {
         RedisService {
             inner: Arc::new(Inner {
                 conn: conn.into(),
-                compute: crate::compute::ComputeState::new(config.circuit_breaker()),
                 config,
-                search_schemas: Default::default(),
+                slots: Slots::default(),
             }),
             namespace,
         }
@@ -131,9 +130,10 @@ impl RedisService {
         self.inner.conn.clone()
     }
 
-    /// The search schema cache shared by every view of this service.
-    pub(crate) fn schemas(&self) -> &crate::search::SchemaCache {
-        &self.inner.search_schemas
+    /// The state of one feature (built on first use, shared by every
+    /// clone and view of this service).
+    pub(crate) fn slot<T: SlotState>(&self) -> Arc<T> {
+        self.inner.slots.get::<T>(&self.inner.config)
     }
 
     /// Whether the service talks to a Redis Cluster.
@@ -144,10 +144,6 @@ impl RedisService {
     /// The primaries (one entry for a standalone server).
     pub async fn primaries(&self) -> Result<Vec<Node>> {
         self.inner.conn.primaries().await
-    }
-
-    pub(crate) fn compute_state(&self) -> &crate::compute::ComputeState {
-        &self.inner.compute
     }
 
     /// Runs one command under the retry policy. `key` names the operation's
@@ -227,7 +223,9 @@ impl RedisService {
         args: &[A],
         idempotency: Idempotency,
     ) -> Result<T> {
-        let mut call = ScriptCall::new(name)?;
+        let script = scripts::get(name)
+            .ok_or_else(|| Error::config(format!("no embedded Lua script named {name}")))?;
+        let mut call = ScriptCall::new(script);
         for key in keys {
             call = call.key(self.key(key));
         }
@@ -285,89 +283,6 @@ pub struct PreloadReport {
     pub loaded: Vec<Node>,
     /// Nodes that failed, with why.
     pub failed: Vec<(Node, Error)>,
-}
-
-/// A script invocation, built once as the `EVALSHA` command it sends.
-///
-/// Keys come first (`.key()`), then arguments (`.arg()`): the first argument
-/// fixes the key count and starts the command, and every later argument is
-/// written straight into it — one copy of each value, however large, and no
-/// rebuilding on retries. `EVAL` (after `NOSCRIPT`, rare) is derived from it.
-pub(crate) struct ScriptCall {
-    script: &'static LuaScript,
-    /// The keys, until the first argument moves them into `cmd`.
-    keys: Vec<String>,
-    /// The first key, which names the call in errors and logs.
-    first_key: Option<String>,
-    /// `EVALSHA sha numkeys keys… args…`, once an argument was added.
-    cmd: Option<Cmd>,
-}
-
-impl ScriptCall {
-    pub(crate) fn new(name: &str) -> Result<Self> {
-        Ok(ScriptCall {
-            script: scripts::script(name)?,
-            keys: Vec::new(),
-            first_key: None,
-            cmd: None,
-        })
-    }
-
-    /// Adds a (full) key. Every key must come before the first argument.
-    pub(crate) fn key(mut self, key: impl Into<String>) -> Self {
-        debug_assert!(self.cmd.is_none(), "ScriptCall: a key after an argument");
-        let key = key.into();
-        if self.first_key.is_none() {
-            self.first_key = Some(key.clone());
-        }
-        self.keys.push(key);
-        self
-    }
-
-    /// Adds an argument, written straight into the command.
-    pub(crate) fn arg(mut self, arg: impl ToRedisArgs) -> Self {
-        self.started().arg(arg);
-        self
-    }
-
-    /// The first key, if any.
-    pub(crate) fn first_key(&self) -> Option<&str> {
-        self.first_key.as_deref()
-    }
-
-    fn started(&mut self) -> &mut Cmd {
-        let (script, keys) = (self.script, &mut self.keys);
-        self.cmd
-            .get_or_insert_with(|| header(script, std::mem::take(keys)))
-    }
-
-    /// `EVALSHA …`, as built.
-    fn evalsha(&self) -> std::borrow::Cow<'_, Cmd> {
-        match &self.cmd {
-            Some(cmd) => std::borrow::Cow::Borrowed(cmd),
-            None => std::borrow::Cow::Owned(header(self.script, self.keys.clone())),
-        }
-    }
-
-    /// The same call as `EVAL source …`.
-    fn eval(&self) -> Cmd {
-        let evalsha = self.evalsha();
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(self.script.source());
-        for arg in evalsha.args_iter().skip(2) {
-            if let redis::Arg::Simple(bytes) = arg {
-                cmd.arg(bytes);
-            }
-        }
-        cmd
-    }
-}
-
-/// `EVALSHA sha numkeys keys…`.
-fn header(script: &LuaScript, keys: Vec<String>) -> Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(script.sha1()).arg(keys.len()).arg(keys);
-    cmd
 }
 
 fn script_error(err: redis::RedisError, script: &str) -> Error {

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, ToRedisArgs};
 
-use crate::error::{Error, Result};
-use crate::keys;
-use crate::retry::Idempotency;
-use crate::service::{RedisService, ScriptCall};
+use crate::core::error::{Error, Result};
+use crate::core::keys;
+use crate::core::retry::Idempotency;
+use crate::core::script_call::ScriptCall;
+use crate::core::scripts;
+use crate::core::service::RedisService;
 
 /// When a write may happen: always, or only if the key is absent (`NX`) or
 /// present (`XX`). One value, so "both `NX` and `XX`" cannot be expressed.
@@ -186,7 +188,7 @@ impl RedisService {
         let mut args = redis::Cmd::new();
         args.arg(value);
         options.apply(&mut args).map_err(|e| e.with_key(full))?;
-        let mut call = ScriptCall::new("set_value")?
+        let mut call = ScriptCall::new(&scripts::SET_VALUE)
             .key(full)
             .key(keys::lock_key(full));
         for arg in args.args_iter() {
@@ -208,7 +210,7 @@ impl RedisService {
         let full: Vec<String> = keys.iter().map(|k| self.key(k.as_ref())).collect();
         let mut removed = 0;
         for group in self.slot_groups(&full) {
-            removed += crate::compute::invalidate_keys(self, &group).await?;
+            removed += invalidate_keys(self, &group).await?;
         }
         Ok(removed)
     }
@@ -261,12 +263,35 @@ impl RedisService {
         let mut groups: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
         for key in keys {
             groups
-                .entry(crate::keys::slot(key.as_bytes()))
+                .entry(crate::core::keys::slot(key.as_bytes()))
                 .or_default()
                 .push(key.clone());
         }
         groups.into_values().collect()
     }
+}
+
+/// Keys per `invalidate.lua` call (three KEYS each).
+const INVALIDATE_CHUNK: usize = 500;
+
+/// Deletes value keys (full keys, one slot on a cluster) with their
+/// compute-time keys, and revokes their compute leases (`invalidate.lua`); returns how many values
+/// existed. Used by `delete`, `invalidate` and `invalidate_all`.
+pub(crate) async fn invalidate_keys(service: &RedisService, keys: &[String]) -> Result<u64> {
+    let mut removed = 0;
+    for chunk in keys.chunks(INVALIDATE_CHUNK) {
+        let mut call = ScriptCall::new(&scripts::INVALIDATE);
+        for key in chunk {
+            call = call
+                .key(key.as_str())
+                .key(keys::lock_key(key))
+                .key(keys::companion_key(key, "xf"));
+        }
+        removed += service
+            .run_script::<u64>(&call, Idempotency::Idempotent)
+            .await?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::core::error::{Error, ErrorKind, Result};
 
 /// How the delay grows between retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
