@@ -20,8 +20,8 @@ pub use crate::core::{
 
 pub use breaker::{CircuitBreakerOptions, CircuitState};
 pub use cache::{Args, CacheOptions, Cached};
-pub use commands::{SetOptions, Ttl};
-pub use compute::{ComputeError, ComputeOptions};
+pub use commands::{SetCondition, SetOptions, Ttl};
+pub use compute::{ComputeError, ComputeOptions, Format};
 pub use config::{RedisConfig, RedisConfigBuilder, Topology};
 pub use connection::{Connection, Node};
 pub use error::{Error, ErrorKind, Result};

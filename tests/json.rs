@@ -90,7 +90,7 @@ async fn nx_xx_and_expiry() {
     assert_eq!(svc.get_json::<i32>("k").await.unwrap(), Some(3));
 
     let err = svc
-        .set_json("k", &4, SetOptions::new().nx().xx())
+        .set_json("k", &4, SetOptions::new().ex(Duration::ZERO))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);

@@ -98,7 +98,7 @@ async fn model_roundtrip_and_missing() {
         let ttl = pttl(&svc, &svc.key("t")).await;
         assert!(ttl > 0 && ttl <= 9000);
         let err = svc
-            .set_model("u", &user("B", 1), SetOptions::new().nx().xx())
+            .set_model("u", &user("B", 1), SetOptions::new().ex(Duration::ZERO))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation);

@@ -99,7 +99,7 @@ pub enum Op {
     Set,
     /// A rate-limit check through `RateLimiter` (see --algorithm, --limit, --window-ms).
     RateLimit,
-    /// The seed's `check_rate_limit` (sliding log, --limit per --window-ms rounded up to seconds).
+    /// `check_rate_limit`, the Python `RedisService` call (sliding log, --limit per --window-ms rounded up to seconds).
     CheckRateLimit,
     /// get_or_compute with the lock; a miss computes for --compute-ms.
     GetOrCompute,

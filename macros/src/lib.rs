@@ -191,11 +191,24 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
             quote!(#s)
         }
     };
-    let mut opts = quote!(::redis_atomics::CacheOptions::<#value_ty>::new());
+    // The compute settings first, as one `ComputeOptions` that the
+    // `CacheOptions` wraps, so that no setter undoes another.
+    let mut compute = quote!(::redis_atomics::ComputeOptions::new());
     if let Some(ttl) = &options.ttl {
         let d = seconds(ttl);
-        opts = quote!(#opts.ttl(#d));
+        compute = quote!(#compute.ttl(#d));
     }
+    if let Some(lock_ttl) = &options.lock_ttl {
+        let d = seconds(lock_ttl);
+        compute = quote!(#compute.lock_ttl(#d));
+    }
+    if let Some(on) = &options.prevent_thundering_herd {
+        compute = quote!(#compute.prevent_thundering_herd(#on));
+    }
+    if let Some(beta) = &options.early_refresh {
+        compute = quote!(#compute.early_refresh((#beta) as f64));
+    }
+    let mut opts = quote!(::redis_atomics::CacheOptions::<#value_ty>::from(#compute));
     if let Some(p) = &options.key_prefix {
         opts = quote!(#opts.key_prefix(#p));
     }
@@ -204,16 +217,6 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
     }
     if let Some(skip) = &options.skip_cache_if {
         opts = quote!(#opts.skip_cache_if(#skip));
-    }
-    if let Some(on) = &options.prevent_thundering_herd {
-        opts = quote!(#opts.prevent_thundering_herd(#on));
-    }
-    if let Some(lock_ttl) = &options.lock_ttl {
-        let d = seconds(lock_ttl);
-        opts = quote!(#opts.compute_options(::redis_atomics::ComputeOptions::new().lock_ttl(#d)));
-    }
-    if let Some(beta) = &options.early_refresh {
-        opts = quote!(#opts.early_refresh((#beta) as f64));
     }
 
     let mut inner_sig = sig.clone();
@@ -374,5 +377,32 @@ mod tests {
         assert!(out.contains(". call_result (& __args"));
         assert!(out.contains("Cached < Vec < u8 > >"));
         assert!(out.contains("from_secs_f64"));
+    }
+
+    #[test]
+    fn compute_settings_are_one_compute_options() {
+        let out = expand(
+            quote!(
+                prevent_thundering_herd = false,
+                lock_ttl = 2,
+                ttl = 60,
+                early_refresh = 1,
+                key_prefix = "v1"
+            ),
+            quote!(
+                async fn f(service: &RedisService) -> u32 {
+                    1
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        let compute = ":: redis_atomics :: ComputeOptions :: new () \
+             . ttl (:: std :: time :: Duration :: from_secs (60)) \
+             . lock_ttl (:: std :: time :: Duration :: from_secs (2)) \
+             . prevent_thundering_herd (false) \
+             . early_refresh ((1) as f64)";
+        let cache = format!("CacheOptions :: < u32 > :: from ({compute}) . key_prefix (\"v1\")");
+        assert!(out.contains(&cache), "{out}");
     }
 }

@@ -17,6 +17,7 @@
 //!     "user_name",
 //!     CacheOptions::new().ttl(Duration::from_secs(60)).key_prefix("v1"),
 //! );
+//! assert_eq!(users.ttl(), Some(Duration::from_secs(60)));
 //! let id = 7;
 //! let name = users
 //!     .call(&Args::new().arg("id", &id), async move { Some(format!("user {id}")) })
@@ -48,33 +49,45 @@ pub use args::Args;
 
 type Skip<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
 
-/// Options of a cached function. Every setter says its default.
+/// Options of a cached function: a [`ComputeOptions`] (how values are
+/// stored, locked, refreshed: `ttl`, `lock_ttl`, `early_refresh`,
+/// `format`, …) plus what only a cache has (`key_prefix`, `namespace`,
+/// `skip_cache_if`). Every setter says its default.
+///
+/// [`CacheOptions::ttl`], [`CacheOptions::early_refresh`] and
+/// [`CacheOptions::prevent_thundering_herd`] are shorthands that set the
+/// wrapped [`ComputeOptions`]; [`CacheOptions::compute_options`] (or
+/// `CacheOptions::from`) replaces it as a whole.
 ///
 /// ```
 /// use std::time::Duration;
-/// use redis_atomics::CacheOptions;
+/// use redis_atomics::{CacheOptions, ComputeOptions};
 ///
 /// let opts: CacheOptions<Option<u32>> = CacheOptions::new()
 ///     .ttl(Duration::from_secs(30))
 ///     .key_prefix("v2")
 ///     .skip_cache_if(|v: &Option<u32>| v.is_none());
+///
+/// // The same compute settings, given as a whole:
+/// let compute = ComputeOptions::new()
+///     .ttl(Duration::from_secs(30))
+///     .lock_ttl(Duration::from_secs(2));
+/// let opts: CacheOptions<u32> = CacheOptions::from(compute).key_prefix("v2");
 /// ```
 pub struct CacheOptions<T> {
-    ttl: Option<Duration>,
+    compute: ComputeOptions,
     key_prefix: Option<String>,
     namespace: Option<String>,
     skip_cache_if: Option<Skip<T>>,
-    compute: ComputeOptions,
 }
 
 impl<T> Clone for CacheOptions<T> {
     fn clone(&self) -> Self {
         CacheOptions {
-            ttl: self.ttl,
+            compute: self.compute.clone(),
             key_prefix: self.key_prefix.clone(),
             namespace: self.namespace.clone(),
             skip_cache_if: self.skip_cache_if.clone(),
-            compute: self.compute.clone(),
         }
     }
 }
@@ -82,38 +95,72 @@ impl<T> Clone for CacheOptions<T> {
 impl<T> std::fmt::Debug for CacheOptions<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheOptions")
-            .field("ttl", &self.ttl)
+            .field("compute", &self.compute)
             .field("key_prefix", &self.key_prefix)
             .field("namespace", &self.namespace)
             .field("skip_cache_if", &self.skip_cache_if.is_some())
-            .field("compute", &self.compute)
             .finish()
     }
 }
 
 impl<T> Default for CacheOptions<T> {
     fn default() -> Self {
+        ComputeOptions::default().into()
+    }
+}
+
+impl<T> From<ComputeOptions> for CacheOptions<T> {
+    /// These compute settings, no prefix, the service's namespace, every
+    /// value cached.
+    fn from(compute: ComputeOptions) -> Self {
         CacheOptions {
-            ttl: None,
+            compute,
             key_prefix: None,
             namespace: None,
             skip_cache_if: None,
-            compute: ComputeOptions::default(),
         }
     }
 }
 
 impl<T> CacheOptions<T> {
-    /// The defaults: no expiry, no prefix, the service's namespace, every
-    /// value cached, thundering-herd protection on.
+    /// The defaults: [`ComputeOptions::default`] (no expiry, thundering-herd
+    /// protection on), no prefix, the service's namespace, every value
+    /// cached.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How long results live. Defaults to no expiry.
+    /// How results are stored, locked and refreshed; replaces every compute
+    /// setting made before (`ttl`, `early_refresh`,
+    /// `prevent_thundering_herd` included). Defaults to
+    /// [`ComputeOptions::default`].
+    #[must_use]
+    pub fn compute_options(mut self, options: ComputeOptions) -> Self {
+        self.compute = options;
+        self
+    }
+
+    /// How long results live: [`ComputeOptions::ttl`]. Defaults to no
+    /// expiry.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+        self.compute = self.compute.ttl(ttl);
+        self
+    }
+
+    /// Early refresh of hot entries (XFetch):
+    /// [`ComputeOptions::early_refresh`]. Defaults to off.
+    #[must_use]
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.compute = self.compute.early_refresh(beta);
+        self
+    }
+
+    /// One caller computes a missing value while the others wait:
+    /// [`ComputeOptions::prevent_thundering_herd`]. Defaults to true.
+    #[must_use]
+    pub fn prevent_thundering_herd(mut self, on: bool) -> Self {
+        self.compute = self.compute.prevent_thundering_herd(on);
         self
     }
 
@@ -139,31 +186,6 @@ impl<T> CacheOptions<T> {
     #[must_use]
     pub fn skip_cache_if(mut self, skip: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
         self.skip_cache_if = Some(Arc::new(skip));
-        self
-    }
-
-    /// On a miss, let one caller compute under a cross-process lock while
-    /// the others wait (and share one computation per process). When
-    /// false, every caller that misses computes. Defaults to true.
-    #[must_use]
-    pub fn prevent_thundering_herd(mut self, on: bool) -> Self {
-        self.compute = self.compute.prevent_thundering_herd(on).single_flight(on);
-        self
-    }
-
-    /// Early refresh of hot entries (XFetch, see
-    /// [`ComputeOptions::early_refresh`]). Defaults to off.
-    #[must_use]
-    pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.compute = self.compute.early_refresh(beta);
-        self
-    }
-
-    /// The lock, polling and format settings (its `ttl` is replaced by
-    /// [`CacheOptions::ttl`]). Defaults to [`ComputeOptions::default`].
-    #[must_use]
-    pub fn compute_options(mut self, options: ComputeOptions) -> Self {
-        self.compute = options;
         self
     }
 }
@@ -199,8 +221,7 @@ impl RedisService {
         };
         let prefix =
             keys::cache_function_prefix(namespace, options.key_prefix.as_deref(), function);
-        let mut compute = options.compute;
-        compute.ttl = options.ttl;
+        let compute = options.compute;
         Cached {
             service: self.without_namespace(),
             invalid: compute.validate().err().map(|e| e.with_key(&prefix)),
@@ -224,6 +245,11 @@ impl<T: Serialize + DeserializeOwned> Cached<T> {
     /// The key shared by every call: `{namespace}:{key_prefix}:{function}`.
     pub fn key_prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// How long results live ([`CacheOptions::ttl`]); `None` for no expiry.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.compute.ttl
     }
 
     /// The result for `args`: from Redis, or computed by `compute` (once

@@ -70,7 +70,7 @@ use call::Call;
 use singleflight::{Role, Waited};
 
 pub use options::{ComputeError, ComputeOptions};
-pub(crate) use raw::Format;
+pub use raw::Format;
 pub(crate) use state::Policy;
 
 impl RedisService {
@@ -78,7 +78,7 @@ impl RedisService {
     /// across all processes while the lock holder lives.
     ///
     /// The key is namespaced like every other key. Values are JSON unless
-    /// [`ComputeOptions::serialize_json`] is false. When Redis is
+    /// [`ComputeOptions::format`] is [`Format::Raw`]. When Redis is
     /// unreachable (or the circuit breaker is open) the computation runs,
     /// a warning is logged, and its value is returned. Other Redis errors
     /// are returned.
@@ -167,7 +167,7 @@ where
     F: Future<Output = Result<T, E>>,
 {
     let state = service.compute_state();
-    let format = Format::of(opts.serialize_json);
+    let format = opts.format;
     let deadline = opts.max_wait.map(|d| tokio::time::Instant::now() + d);
     let flight_key = match format {
         Format::Json => std::borrow::Cow::Borrowed(key),

@@ -1,8 +1,13 @@
 //! [`ComputeOptions`] and [`ComputeError`].
+//!
+//! `ComputeOptions` is a builder: its setters take the setting's noun
+//! (`ttl`, `lock_ttl`, `format`, the Python keyword names) and it has no
+//! getters; see [the naming convention](crate::config#naming).
 
 use std::fmt;
 use std::time::Duration;
 
+use super::raw::Format;
 use crate::core::commands::ttl_millis;
 use crate::core::error::{Error, Result};
 
@@ -17,7 +22,6 @@ use crate::core::error::{Error, Result};
 ///     .ttl(Duration::from_secs(300))      // the value expires after 5 min
 ///     .lock_ttl(Duration::from_secs(5))   // a dead holder blocks others ≤ 5 s
 ///     .early_refresh(1.0);                // XFetch with β = 1
-/// assert_eq!(opts.ttl_value(), Some(Duration::from_secs(300)));
 /// assert!(opts.validate().is_ok());
 /// assert!(ComputeOptions::new().ttl(Duration::ZERO).validate().is_err());
 /// ```
@@ -26,7 +30,7 @@ pub struct ComputeOptions {
     pub(crate) ttl: Option<Duration>,
     pub(crate) lock_ttl: Duration,
     pub(crate) auto_extend: bool,
-    pub(crate) serialize_json: bool,
+    pub(crate) format: Format,
     pub(crate) early_refresh: Option<f64>,
     pub(crate) single_flight: bool,
     pub(crate) lock: bool,
@@ -40,7 +44,7 @@ impl Default for ComputeOptions {
             ttl: None,
             lock_ttl: Duration::from_secs(10),
             auto_extend: true,
-            serialize_json: true,
+            format: Format::Json,
             early_refresh: None,
             single_flight: true,
             lock: true,
@@ -81,13 +85,21 @@ impl ComputeOptions {
         self
     }
 
-    /// Store values as JSON (true) or as raw bytes (false: `T` must serialize
-    /// as a string or bytes, e.g. `String` or `Vec<u8>`; anything else is a
-    /// serialization error). Defaults to true.
+    /// How values are stored: [`Format::Json`], or [`Format::Raw`] bytes
+    /// (`T` must serialize as a string or bytes, e.g. `String` or
+    /// `Vec<u8>`; anything else is a serialization error). Defaults to
+    /// [`Format::Json`].
     #[must_use]
-    pub fn serialize_json(mut self, json: bool) -> Self {
-        self.serialize_json = json;
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
         self
+    }
+
+    /// The Python `RedisService` spelling of [`ComputeOptions::format`]:
+    /// `true` is [`Format::Json`], `false` is [`Format::Raw`].
+    #[must_use]
+    pub fn serialize_json(self, json: bool) -> Self {
+        self.format(if json { Format::Json } else { Format::Raw })
     }
 
     /// Recompute a value before it expires with a probability that rises as
@@ -110,13 +122,17 @@ impl ComputeOptions {
         self
     }
 
-    /// Wait for the lease holder on a miss so that one caller computes
-    /// (thundering-herd protection). When false, every miss computes at
-    /// once; the caller that got the lease stores its value, the others
-    /// return theirs without storing. Defaults to true.
+    /// One caller computes a missing value while the others wait for it
+    /// (thundering-herd protection): across processes through the lease,
+    /// within this one through [`single_flight`](Self::single_flight). When
+    /// false, every miss computes at once (both are off); the caller that
+    /// got the lease stores its value, the others return theirs without
+    /// storing. Call `single_flight(true)` after it to share computations
+    /// within a process only. Defaults to true.
     #[must_use]
-    pub fn prevent_thundering_herd(mut self, lock: bool) -> Self {
-        self.lock = lock;
+    pub fn prevent_thundering_herd(mut self, on: bool) -> Self {
+        self.lock = on;
+        self.single_flight = on;
         self
     }
 
@@ -141,11 +157,6 @@ impl ComputeOptions {
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = Some(max_wait);
         self
-    }
-
-    /// The value TTL, if any.
-    pub fn ttl_value(&self) -> Option<Duration> {
-        self.ttl
     }
 
     /// Rejects a zero TTL or lock TTL, one above

@@ -11,18 +11,31 @@ use serde::ser::{self, Impossible, Serialize};
 use crate::core::codec;
 use crate::core::error::{Error, ErrorKind, Result};
 
-/// JSON (the default) or raw bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
+/// How [`get_or_compute`](crate::RedisService::get_or_compute) and the
+/// cache wrapper store a value, set with [`ComputeOptions::format`].
+///
+/// ```
+/// use redis_atomics::{ComputeOptions, Format};
+///
+/// let opts = ComputeOptions::new().format(Format::Raw);
+/// assert_eq!(opts, ComputeOptions::new().serialize_json(false));
+/// assert_eq!(Format::default(), Format::Json);
+/// ```
+///
+/// [`ComputeOptions::format`]: crate::ComputeOptions::format
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// JSON text (serde_json). The default.
+    #[default]
     Json,
+    /// The bytes themselves, for types that serialize as a string or bytes
+    /// (`String`, `Vec<u8>`, `Box<str>`, …); any other type is a
+    /// serialization error.
     Raw,
 }
 
 impl Format {
-    pub(crate) fn of(json: bool) -> Self {
-        if json { Format::Json } else { Format::Raw }
-    }
-
     pub(crate) fn encode<T: Serialize + ?Sized>(self, key: &str, value: &T) -> Result<Vec<u8>> {
         match self {
             Format::Json => codec::to_json(key, value),
@@ -74,7 +87,7 @@ impl ser::Error for RawError {
 
 fn unsupported(what: &str) -> RawError {
     RawError(format!(
-        "raw mode (serialize_json = false) stores strings and bytes only, not {what}"
+        "Format::Raw (serialize_json = false) stores strings and bytes only, not {what}"
     ))
 }
 

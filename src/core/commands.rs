@@ -1,5 +1,5 @@
-//! Basic key operations, all namespaced: `get`, `set` (ex/nx/xx), `delete`,
-//! `exists`, `expire`, `ttl`.
+//! Basic key operations, all namespaced: `get`, `set` ([`SetOptions`]: expiry
+//! and [`SetCondition`]), `delete`, `exists`, `expire`, `ttl`.
 
 use std::time::Duration;
 
@@ -12,24 +12,40 @@ use crate::core::script_call::ScriptCall;
 use crate::core::scripts;
 use crate::core::service::RedisService;
 
+/// When a write may happen: always, or only if the key is absent (`NX`) or
+/// present (`XX`). One value, so "both `NX` and `XX`" cannot be expressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SetCondition {
+    /// Write whether or not the key exists. The default.
+    #[default]
+    Always,
+    /// Write only if the key does not exist (`SET … NX`).
+    IfAbsent,
+    /// Write only if the key exists (`SET … XX`).
+    IfPresent,
+}
+
 /// Options of a write: expiry and condition.
+///
+/// The condition is one [`SetCondition`], so a write can be `NX` or `XX`
+/// but never both; [`SetOptions::nx`] and [`SetOptions::xx`] are the
+/// Python `RedisService` spellings of [`SetOptions::condition`] (the last
+/// one called wins).
 ///
 /// ```
 /// use std::time::Duration;
-/// use redis_atomics::SetOptions;
+/// use redis_atomics::{SetCondition, SetOptions};
 ///
 /// let opts = SetOptions::new().ex(Duration::from_secs(30)).nx();
+/// assert_eq!(opts, SetOptions::new().ex(Duration::from_secs(30)).condition(SetCondition::IfAbsent));
 /// assert!(opts.validate().is_ok());
-/// assert!(SetOptions::new().nx().xx().validate().is_err());
+/// assert!(SetOptions::new().ex(Duration::ZERO).validate().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SetOptions {
-    /// Expire after this long (sub-second precision is kept). Defaults to none.
-    pub ex: Option<Duration>,
-    /// Only write when the key does not exist. Defaults to false.
-    pub nx: bool,
-    /// Only write when the key exists. Defaults to false.
-    pub xx: bool,
+    ex: Option<Duration>,
+    condition: SetCondition,
 }
 
 impl SetOptions {
@@ -38,32 +54,37 @@ impl SetOptions {
         Self::default()
     }
 
-    /// Expire after `ttl`.
+    /// Expire after `ttl` (sub-second precision is kept; zero is rejected).
+    /// Defaults to no expiry.
     #[must_use]
     pub fn ex(mut self, ttl: Duration) -> Self {
         self.ex = Some(ttl);
         self
     }
 
-    /// Write only if the key is absent.
+    /// When the write may happen. Defaults to [`SetCondition::Always`].
     #[must_use]
-    pub fn nx(mut self) -> Self {
-        self.nx = true;
+    pub fn condition(mut self, condition: SetCondition) -> Self {
+        self.condition = condition;
         self
     }
 
-    /// Write only if the key is present.
+    /// Write only if the key is absent: `condition(SetCondition::IfAbsent)`
+    /// (the Python `nx=True`).
     #[must_use]
-    pub fn xx(mut self) -> Self {
-        self.xx = true;
-        self
+    pub fn nx(self) -> Self {
+        self.condition(SetCondition::IfAbsent)
     }
 
-    /// Rejects nx together with xx, and a zero expiry.
+    /// Write only if the key is present: `condition(SetCondition::IfPresent)`
+    /// (the Python `xx=True`).
+    #[must_use]
+    pub fn xx(self) -> Self {
+        self.condition(SetCondition::IfPresent)
+    }
+
+    /// Rejects a zero expiry and one above [`MAX_TTL_MS`].
     pub fn validate(&self) -> Result<()> {
-        if self.nx && self.xx {
-            return Err(Error::validation("nx and xx cannot both be set"));
-        }
         if let Some(ttl) = self.ex {
             ttl_millis(ttl)?;
         }
@@ -72,10 +93,9 @@ impl SetOptions {
 
     /// Whether a retry after a timeout could change the answer (nx/xx).
     pub(crate) fn idempotency(&self) -> Idempotency {
-        if self.nx || self.xx {
-            Idempotency::NonIdempotent
-        } else {
-            Idempotency::Idempotent
+        match self.condition {
+            SetCondition::Always => Idempotency::Idempotent,
+            SetCondition::IfAbsent | SetCondition::IfPresent => Idempotency::NonIdempotent,
         }
     }
 
@@ -84,11 +104,14 @@ impl SetOptions {
         if let Some(ttl) = self.ex {
             cmd.arg("PX").arg(ttl_millis(ttl)?);
         }
-        if self.nx {
-            cmd.arg("NX");
-        }
-        if self.xx {
-            cmd.arg("XX");
+        match self.condition {
+            SetCondition::Always => {}
+            SetCondition::IfAbsent => {
+                cmd.arg("NX");
+            }
+            SetCondition::IfPresent => {
+                cmd.arg("XX");
+            }
         }
         Ok(())
     }
@@ -136,8 +159,8 @@ impl RedisService {
             .await
     }
 
-    /// `SET key value [PX ms] [NX|XX]`: `true` when written, `false` when nx/xx
-    /// prevented it. nx with xx is rejected before any round trip.
+    /// `SET key value [PX ms] [NX|XX]`: `true` when written, `false` when the
+    /// condition prevented it. A zero expiry is rejected before any round trip.
     ///
     /// A write also revokes the key's compute lease (`set_value.lua`, one
     /// round trip): once it returns, no `get_or_compute` of this key that
@@ -269,4 +292,36 @@ pub(crate) async fn invalidate_keys(service: &RedisService, keys: &[String]) -> 
             .await?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(opts: SetOptions) -> Vec<String> {
+        let mut cmd = redis::Cmd::new();
+        opts.apply(&mut cmd).unwrap();
+        cmd.args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_condition_and_the_last_setter_wins() {
+        assert!(args(SetOptions::new()).is_empty());
+        assert_eq!(args(SetOptions::new().nx()), ["NX"]);
+        assert_eq!(args(SetOptions::new().nx().xx()), ["XX"]);
+        assert_eq!(
+            args(SetOptions::new().ex(Duration::from_micros(1500)).xx().nx()),
+            ["PX", "2", "NX"]
+        );
+        assert_eq!(
+            SetOptions::new().nx().idempotency(),
+            Idempotency::NonIdempotent
+        );
+        assert_eq!(SetOptions::new().idempotency(), Idempotency::Idempotent);
+    }
 }

@@ -1,4 +1,32 @@
 //! [`RedisConfig`]: where Redis is, the key namespace, retries and timeouts.
+//!
+//! # Naming
+//!
+//! One convention for every option and configuration type of the crate:
+//!
+//! - **Setters take the setting's noun** (`ttl(Duration)`, `namespace(..)`,
+//!   `retry_count(3)`), consume and return `Self`, are `#[must_use]`, and
+//!   say their default: as bb8's `Builder::max_size`, moka's
+//!   `CacheBuilder::time_to_live` and std's `thread::Builder::name`, and the
+//!   keyword names of the Python `RedisService`, so a migration maps one to
+//!   one.
+//! - **Getters are nouns too, on the value that is built, never on the
+//!   builder** (a method name cannot be both on one type): as moka reads
+//!   `CacheBuilder::time_to_live(..)` back as `cache.policy().time_to_live()`
+//!   and bb8 reads a pool through `Pool::state()`, the settings of a
+//!   [`RedisConfigBuilder`] are read from the [`RedisConfig`] it builds
+//!   (`namespace()`, `retry()`), and those of a
+//!   [`CacheOptions`](crate::CacheOptions) from the
+//!   [`Cached`](crate::Cached) it makes (`key_prefix()`, `ttl()`). The
+//!   per-call builders ([`SetOptions`](crate::SetOptions),
+//!   [`ComputeOptions`](crate::ComputeOptions),
+//!   [`CacheOptions`](crate::CacheOptions)) have no getters.
+//! - **A value that is read back and can be adjusted** (a
+//!   [`RetryPolicy`], a [`Quota`](crate::Quota)) takes `with_…` for its
+//!   adjustments, which leaves the noun to its getter:
+//!   `RetryPolicy::with_jitter(0.1)?` and `RetryPolicy::jitter()`.
+//! - No `get_` prefix and no `_value` suffix (the Rust API guidelines,
+//!   C-GETTER).
 
 use std::time::Duration;
 
@@ -99,17 +127,36 @@ impl RedisConfig {
     }
 }
 
-/// Builds a [`RedisConfig`]; every setter says its default.
+/// Builds a [`RedisConfig`]; every setter says its default. Nothing is
+/// checked until [`build`](RedisConfigBuilder::build), which rejects every
+/// invalid setting (the retry policy's included) with a `Config` error.
+///
+/// Retries are one [`RetryPolicy`], given whole with
+/// [`retry`](RedisConfigBuilder::retry) or adjusted setting by setting with
+/// the shorthands `retry_count`, `retry_backoff`, `retry_delay` (the Python
+/// `RedisService` names), `max_retry_delay`, `retry_jitter` and
+/// `call_deadline`. The last call wins: `retry(policy)` replaces every
+/// retry setting made before it.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_atomics::{Backoff, RedisConfig, RetryPolicy};
+///
+/// let policy = RetryPolicy::new(5, Backoff::Linear, Duration::from_millis(50))?;
+/// let a = RedisConfig::builder().retry(policy).build()?;
+/// let b = RedisConfig::builder()
+///     .retry_count(5)
+///     .retry_backoff(Backoff::Linear)
+///     .retry_delay(Duration::from_millis(50))
+///     .build()?;
+/// assert_eq!(a.retry(), b.retry());
+/// # Ok::<(), redis_atomics::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RedisConfigBuilder {
     topology: Topology,
     namespace: Option<String>,
-    retry_count: u32,
-    retry_backoff: Backoff,
-    retry_delay: Duration,
-    max_retry_delay: Option<Duration>,
-    retry_jitter: f64,
-    call_deadline: Duration,
+    retry: RetryPolicy,
     connect_timeout: Duration,
     response_timeout: Duration,
     circuit_breaker: CircuitBreakerOptions,
@@ -117,16 +164,10 @@ pub struct RedisConfigBuilder {
 
 impl Default for RedisConfigBuilder {
     fn default() -> Self {
-        let retry = RetryPolicy::default();
         RedisConfigBuilder {
             topology: Topology::Standalone("redis://127.0.0.1:6379".into()),
             namespace: None,
-            retry_count: retry.retries(),
-            retry_backoff: retry.backoff(),
-            retry_delay: retry.delay(),
-            max_retry_delay: None,
-            retry_jitter: retry.jitter(),
-            call_deadline: retry.deadline(),
+            retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
             circuit_breaker: CircuitBreakerOptions::default(),
@@ -180,48 +221,68 @@ impl RedisConfigBuilder {
         self
     }
 
-    /// Retries after the first attempt. Defaults to 3.
+    /// How failed operations are retried, and the deadline of each call.
+    /// Replaces every retry setting made before. Defaults to
+    /// [`RetryPolicy::default`]: 3 retries, exponential backoff from 100 ms
+    /// capped at 2 s, jitter 0.2, a 10 s call deadline.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Retries after the first attempt (the retry policy's
+    /// [`retries`](RetryPolicy::retries); the Python `retry_count`).
+    /// Defaults to 3.
     #[must_use]
     pub fn retry_count(mut self, retries: u32) -> Self {
-        self.retry_count = retries;
+        self.retry.retries = retries;
         self
     }
 
-    /// How delays grow. Defaults to [`Backoff::Exponential`].
+    /// How delays grow (the retry policy's
+    /// [`backoff`](RetryPolicy::backoff); the Python `retry_backoff`).
+    /// Defaults to [`Backoff::Exponential`].
     #[must_use]
     pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
-        self.retry_backoff = backoff;
+        self.retry.backoff = backoff;
         self
     }
 
-    /// The delay before the first retry. Defaults to 100 ms.
+    /// The delay before the first retry (the retry policy's
+    /// [`delay`](RetryPolicy::delay); the Python `retry_delay`). Defaults to
+    /// 100 ms.
     #[must_use]
     pub fn retry_delay(mut self, delay: Duration) -> Self {
-        self.retry_delay = delay;
+        self.retry.delay = delay;
         self
     }
 
-    /// The cap on any one delay. Defaults to 2 s (or the retry delay if larger).
+    /// The cap on any one delay (the retry policy's
+    /// [`max_delay`](RetryPolicy::max_delay)). Defaults to 2 s (or the retry
+    /// delay if larger).
     #[must_use]
     pub fn max_retry_delay(mut self, delay: Duration) -> Self {
-        self.max_retry_delay = Some(delay);
+        self.retry.max_delay = Some(delay);
         self
     }
 
-    /// The fraction (0.0–1.0) of each delay removed at random. Defaults to 0.2.
+    /// The fraction (0.0–1.0) of each delay removed at random (the retry
+    /// policy's [`jitter`](RetryPolicy::jitter)). Defaults to 0.2.
     #[must_use]
     pub fn retry_jitter(mut self, jitter: f64) -> Self {
-        self.retry_jitter = jitter;
+        self.retry.jitter = jitter;
         self
     }
 
     /// The most one call may take, every attempt and retry delay included;
     /// past it the call fails with a timeout (a cluster failover or a dead
-    /// node never holds a caller longer). Must be at least the response
+    /// node never holds a caller longer). The retry policy's
+    /// [`deadline`](RetryPolicy::deadline); must be at least the response
     /// timeout. Defaults to 10 s.
     #[must_use]
     pub fn call_deadline(mut self, deadline: Duration) -> Self {
-        self.call_deadline = deadline;
+        self.retry.deadline = deadline;
         self
     }
 
@@ -272,23 +333,19 @@ impl RedisConfigBuilder {
         if self.response_timeout.is_zero() {
             return Err(Error::config("response_timeout must be greater than zero"));
         }
-        if self.call_deadline < self.response_timeout {
+        if self.retry.deadline() < self.response_timeout {
             return Err(Error::config(format!(
                 "call_deadline ({:?}) must be at least response_timeout ({:?})",
-                self.call_deadline, self.response_timeout
+                self.retry.deadline(),
+                self.response_timeout
             )));
         }
         self.circuit_breaker.validate()?;
-        let mut retry = RetryPolicy::new(self.retry_count, self.retry_backoff, self.retry_delay)?
-            .with_jitter(self.retry_jitter)?
-            .with_deadline(self.call_deadline)?;
-        if let Some(max) = self.max_retry_delay {
-            retry = retry.with_max_delay(max)?;
-        }
+        self.retry.validate()?;
         Ok(RedisConfig {
             topology: self.topology,
             namespace: self.namespace,
-            retry,
+            retry: self.retry,
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
             circuit_breaker: self.circuit_breaker,
@@ -319,6 +376,37 @@ mod tests {
         assert_eq!(c.retry().backoff(), Backoff::Exponential);
         assert_eq!(c.retry().delay(), Duration::from_millis(100));
         assert_eq!(c.retry().deadline(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn shorthands_adjust_the_policy_and_retry_replaces_it() {
+        let policy = RetryPolicy::new(7, Backoff::Fixed, Duration::from_millis(10))
+            .unwrap()
+            .with_jitter(0.0)
+            .unwrap();
+        let c = RedisConfig::builder()
+            .retry(policy.clone())
+            .retry_delay(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        assert_eq!(c.retry().retries(), 7);
+        assert_eq!(c.retry().jitter(), 0.0);
+        assert_eq!(c.retry().delay(), Duration::from_secs(3));
+        assert_eq!(c.retry().max_delay(), Duration::from_secs(3), "cap raised");
+        let c = RedisConfig::builder()
+            .retry_count(1)
+            .call_deadline(Duration::from_secs(60))
+            .retry(policy.clone())
+            .build()
+            .unwrap();
+        assert_eq!(c.retry(), &policy);
+        // A shorthand that breaks a valid policy fails when built.
+        let err = RedisConfig::builder()
+            .retry(policy)
+            .max_retry_delay(Duration::from_millis(1))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("max_retry_delay"), "{err}");
     }
 
     #[test]

@@ -75,16 +75,23 @@ pub enum Idempotency {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
-    retries: u32,
-    backoff: Backoff,
-    delay: Duration,
-    max_delay: Duration,
-    jitter: f64,
-    deadline: Duration,
+    // Crate-visible so that `RedisConfigBuilder`'s shorthands can adjust a
+    // policy and validate it once, when the configuration is built.
+    pub(crate) retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) delay: Duration,
+    /// `None`: [`DEFAULT_MAX_DELAY`], raised to `delay` if smaller.
+    pub(crate) max_delay: Option<Duration>,
+    pub(crate) jitter: f64,
+    pub(crate) deadline: Duration,
 }
 
 /// The default per-call deadline of [`RetryPolicy`]: 10 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The default cap on one delay of [`RetryPolicy`]: 2 s (or the base delay
+/// when that is larger).
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(2);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -92,7 +99,7 @@ impl Default for RetryPolicy {
             retries: 3,
             backoff: Backoff::Exponential,
             delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
+            max_delay: None,
             jitter: 0.2,
             deadline: DEFAULT_DEADLINE,
         }
@@ -104,17 +111,13 @@ impl RetryPolicy {
     /// greater than zero when `retries` is. The cap defaults to 2 s (raised to
     /// `delay` if smaller), jitter to 0.2 and the per-call deadline to 10 s.
     pub fn new(retries: u32, backoff: Backoff, delay: Duration) -> Result<Self> {
-        if retries > 0 && delay.is_zero() {
-            return Err(Error::config("retry_delay must be greater than zero"));
-        }
-        Ok(RetryPolicy {
+        RetryPolicy {
             retries,
             backoff,
             delay,
-            max_delay: Duration::from_secs(2).max(delay),
-            jitter: 0.2,
-            deadline: DEFAULT_DEADLINE,
-        })
+            ..Self::default()
+        }
+        .validated()
     }
 
     /// No retries at all: one attempt.
@@ -127,36 +130,52 @@ impl RetryPolicy {
 
     /// Caps every delay at `max_delay`, which must be ≥ the base delay.
     pub fn with_max_delay(mut self, max_delay: Duration) -> Result<Self> {
-        if max_delay < self.delay {
-            return Err(Error::config(format!(
-                "max_retry_delay ({max_delay:?}) must be at least retry_delay ({:?})",
-                self.delay
-            )));
-        }
-        self.max_delay = max_delay;
-        Ok(self)
+        self.max_delay = Some(max_delay);
+        self.validated()
     }
 
     /// The fraction of each delay (0.0 to 1.0) that is randomly removed.
     pub fn with_jitter(mut self, jitter: f64) -> Result<Self> {
-        if !(0.0..=1.0).contains(&jitter) {
-            return Err(Error::config(format!(
-                "retry_jitter must be between 0.0 and 1.0, got {jitter}"
-            )));
-        }
         self.jitter = jitter;
-        Ok(self)
+        self.validated()
     }
 
     /// Bounds each call, attempts and delays included: the call fails with
     /// [`ErrorKind::Timeout`] when it has not finished `deadline` after it
     /// started. Must be greater than zero.
     pub fn with_deadline(mut self, deadline: Duration) -> Result<Self> {
-        if deadline.is_zero() {
+        self.deadline = deadline;
+        self.validated()
+    }
+
+    /// Checks every setting; the error names the setting as
+    /// [`RedisConfigBuilder`](crate::RedisConfigBuilder) spells it.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.retries > 0 && self.delay.is_zero() {
+            return Err(Error::config("retry_delay must be greater than zero"));
+        }
+        if let Some(max_delay) = self.max_delay {
+            if max_delay < self.delay {
+                return Err(Error::config(format!(
+                    "max_retry_delay ({max_delay:?}) must be at least retry_delay ({:?})",
+                    self.delay
+                )));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(Error::config(format!(
+                "retry_jitter must be between 0.0 and 1.0, got {}",
+                self.jitter
+            )));
+        }
+        if self.deadline.is_zero() {
             return Err(Error::config("call_deadline must be greater than zero"));
         }
-        self.deadline = deadline;
-        Ok(self)
+        Ok(())
+    }
+
+    fn validated(self) -> Result<Self> {
+        self.validate().map(|()| self)
     }
 
     /// The per-call deadline (attempts and delays included).
@@ -182,6 +201,7 @@ impl RetryPolicy {
     /// The cap on any single delay.
     pub fn max_delay(&self) -> Duration {
         self.max_delay
+            .unwrap_or_else(|| DEFAULT_MAX_DELAY.max(self.delay))
     }
 
     /// The jitter fraction.
@@ -198,7 +218,7 @@ impl RetryPolicy {
             Backoff::Linear => n,
             Backoff::Fixed => 1,
         };
-        self.delay.saturating_mul(factor).min(self.max_delay)
+        self.delay.saturating_mul(factor).min(self.max_delay())
     }
 
     /// The delay before retry `retry` with jitter applied, where `unit` is a

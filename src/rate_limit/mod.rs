@@ -116,7 +116,8 @@ impl RedisService {
         RateLimiterBuilder::new(self.clone(), name, algorithm)
     }
 
-    /// The seed's call: counts one request for `key` against `max_requests`
+    /// The Python `RedisService.check_rate_limit`, by name and arguments:
+    /// counts one request for `key` against `max_requests`
     /// per `window_seconds`, and returns whether it is allowed and the quota
     /// left after it (0 when denied). `sliding = true` uses the exact
     /// sliding-window log, `false` a fixed window. For more (costs, several

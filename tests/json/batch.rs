@@ -40,7 +40,7 @@ async fn empty_inputs_make_no_round_trip() {
         0
     );
     let err = svc
-        .set_json("k", &1, SetOptions::new().nx().xx())
+        .set_json("k", &1, SetOptions::new().ex(Duration::ZERO))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
