@@ -2,6 +2,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+// The README above is the crate's front page, so its examples are doc tests;
+// the migration guide's examples are compiled the same way, out of the API docs.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/MIGRATION.md")]
+mod migration_guide {}
+
 pub mod batch;
 pub mod cache;
 pub mod compute;

@@ -1,24 +1,30 @@
-//! Operators' surfaces: every `redis-cli --eval` line of the README runs as-is
-//! through the real `redis-cli` against a spawned server and its reply is
-//! checked, and the `redis-atomics` scripts CLI lists, shows and loads the
-//! scripts on a server and on every primary of a cluster.
+//! Operators' surfaces: the script catalogue `lua/README.md` is generated
+//! from the script headers (`UPDATE_LUA_README=1 cargo test --test cli`
+//! rewrites it), every `redis-cli --eval` line in it runs as-is through the
+//! real `redis-cli` against a spawned server and its reply is checked, and the
+//! `redis-atomics` scripts CLI lists, shows and loads the scripts on a server
+//! and on every primary of a cluster.
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use redis_atomics::scripts;
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(MANIFEST_DIR).join("README.md")).expect("read README.md")
+fn lua_readme_path() -> PathBuf {
+    Path::new(MANIFEST_DIR).join("lua").join("README.md")
 }
 
-/// The `redis-cli --eval …` lines of the README, as written.
-fn readme_eval_lines() -> Vec<String> {
-    readme()
+fn lua_readme() -> String {
+    std::fs::read_to_string(lua_readme_path()).expect("read lua/README.md")
+}
+
+/// The `redis-cli --eval …` lines of lua/README.md, as written.
+fn lua_readme_eval_lines() -> Vec<String> {
+    lua_readme()
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("redis-cli --eval "))
@@ -38,16 +44,99 @@ fn script_of(line: &str) -> &'static scripts::LuaScript {
     scripts::get(name).unwrap_or_else(|| panic!("{line:?}: no embedded script {name}"))
 }
 
+const CATALOGUE_BEGIN: &str = "<!-- scripts:begin";
+const CATALOGUE_END: &str = "<!-- scripts:end -->";
+
+/// Collapses runs of whitespace, so the header's column alignment does not
+/// leak into the Markdown.
+fn squeeze(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// One catalogue entry, from the header block of a script (the leading
+/// `--` lines up to the first empty one): the summary line, then every
+/// `KEYS…`, `ARGV…`, `Returns` and `Example` line.
+fn catalogue_entry(script: &scripts::LuaScript) -> String {
+    let name = script.name();
+    let header: Vec<&str> = script
+        .source()
+        .lines()
+        .take_while(|l| l.starts_with("--"))
+        .map(|l| l.trim_start_matches('-').trim())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let summary = header
+        .first()
+        .and_then(|l| l.strip_prefix(&format!("{name}.lua:")))
+        .unwrap_or_else(|| panic!("{name}: the first header line is not `-- {name}.lua: …`"))
+        .trim();
+    let joined = |tag: &str| {
+        let parts: Vec<&str> = header
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with(tag))
+            .collect();
+        assert!(!parts.is_empty(), "{name}: no `{tag}` header line");
+        squeeze(&parts.join(" "))
+    };
+    let field = |tag: &str| squeeze(joined(tag).strip_prefix(tag).unwrap_or_default());
+    format!(
+        "#### `{name}`: {summary}\n\n- KEYS: `{}`\n- ARGV: `{}`\n- Returns: `{}`\n\n```sh\n{}\n```\n",
+        joined("KEYS"),
+        joined("ARGV"),
+        field("Returns"),
+        script
+            .example()
+            .unwrap_or_else(|| panic!("{name}: no `Example` header line")),
+    )
+}
+
+/// The generated part of lua/README.md, between the markers.
+fn catalogue() -> String {
+    let entries: Vec<String> = scripts::all().iter().map(catalogue_entry).collect();
+    entries.join("\n")
+}
+
 #[test]
-fn readme_shows_every_scripts_example_line() {
-    let lines = readme_eval_lines();
+fn lua_readme_catalogue_is_generated_from_the_script_headers() {
+    let text = lua_readme();
+    let begin = text
+        .find(CATALOGUE_BEGIN)
+        .expect("lua/README.md lacks the `<!-- scripts:begin … -->` marker");
+    let body_start = begin
+        + text[begin..]
+            .find("-->\n")
+            .expect("the begin marker ends with `-->`")
+        + "-->\n".len();
+    let end = text
+        .find(CATALOGUE_END)
+        .expect("lua/README.md lacks the `<!-- scripts:end -->` marker");
+    let want = catalogue();
+    if text[body_start..end] == want {
+        return;
+    }
+    let updated = format!("{}{want}{}", &text[..body_start], &text[end..]);
+    if std::env::var_os("UPDATE_LUA_README").is_some() {
+        std::fs::write(lua_readme_path(), updated).expect("write lua/README.md");
+        return;
+    }
+    panic!(
+        "lua/README.md differs from the script headers; rewrite it with\n  \
+         UPDATE_LUA_README=1 cargo test --test cli lua_readme\n\
+         The expected catalogue:\n{want}"
+    );
+}
+
+#[test]
+fn lua_readme_shows_every_scripts_example_line() {
+    let lines = lua_readme_eval_lines();
     for script in scripts::all() {
         let example = script
             .example()
             .unwrap_or_else(|| panic!("{} has no Example header line", script.name()));
         assert!(
             lines.iter().any(|l| l == example),
-            "README lacks the Example line of {}: {example}",
+            "lua/README.md lacks the Example line of {}: {example}",
             script.name()
         );
     }
@@ -56,7 +145,7 @@ fn readme_shows_every_scripts_example_line() {
         assert_eq!(
             Some(line.as_str()),
             script.example(),
-            "README line differs from the header Example of {}",
+            "lua/README.md line differs from the header Example of {}",
             script.name()
         );
     }
@@ -110,7 +199,7 @@ fn run_line(server: &support::RedisServer, line: &str) -> Output {
     let rest = line
         .strip_prefix("redis-cli ")
         .expect("line starts with redis-cli");
-    // The README line is shell syntax (quotes, braces): let sh parse it.
+    // The catalogue line is shell syntax (quotes, braces): let sh parse it.
     let shell = format!("\"$REDIS_CLI\" -p {} --no-raw {rest}", server.port());
     Command::new("sh")
         .arg("-c")
@@ -138,12 +227,15 @@ fn plain_reply(stdout: &str) -> Vec<String> {
 }
 
 #[test]
-fn readme_eval_lines_run_through_redis_cli() {
+fn lua_readme_eval_lines_run_through_redis_cli() {
     // A private server: each line starts from an empty database.
     let server = support::RedisServer::start();
     let mut conn = server.connection();
-    let lines = readme_eval_lines();
-    assert!(!lines.is_empty(), "README has no redis-cli --eval lines");
+    let lines = lua_readme_eval_lines();
+    assert!(
+        !lines.is_empty(),
+        "lua/README.md has no redis-cli --eval lines"
+    );
     for line in &lines {
         let script = script_of(line);
         redis::cmd("FLUSHALL").exec(&mut conn).expect("FLUSHALL");
