@@ -254,10 +254,16 @@ fn invalidations(plan: &Plan, history: &History) -> Vec<Violation> {
                 None => continue,
             },
         };
-        // A degraded call's value never went through Redis: it is shared
-        // with the concurrent callers of its flight whatever Redis saw
-        // (the documented exception), so only values from Redis count.
-        if effective < i_inv && !(r.maybe_degraded && !from_redis(history, r, p.op)) {
+        // A degraded computation's value never went through Redis: it is
+        // shared with the concurrent callers of its flight whatever Redis
+        // saw (the documented exception). The producer's own window shows
+        // whether its service degraded then.
+        let degraded_producer = history
+            .ops
+            .iter()
+            .find(|o| o.seq == p.op)
+            .is_some_and(|o| o.maybe_degraded);
+        if effective < i_inv && !(degraded_producer && !from_redis(history, r, p.op)) {
             let (kind, path) = if from_redis(history, r, p.op) {
                 (
                     "stale value stored after the invalidation",

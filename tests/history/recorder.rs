@@ -36,7 +36,8 @@ pub struct OpRecord {
     pub completed: Duration,
     pub outcome: Outcome,
     /// The service served some call without Redis while this one ran (its
-    /// `degraded` counter moved): the read may be a degraded value.
+    /// `degraded` counter moved): a value this op computed may be a
+    /// degraded one, shared with its flight without going through Redis.
     pub maybe_degraded: bool,
 }
 
