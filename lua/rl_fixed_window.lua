@@ -17,6 +17,7 @@
 -- longest window returns allowed with the current numbers and consumes nothing (denials are not
 -- stored, so a retry with the same id is evaluated afresh).
 local NAME, PER = 'rl_fixed_window', 2
+-- shared:begin prologue (the same in every rl_*.lua; tests/scripts.rs checks it)
 local function int(s, lo, hi)
   local x = tonumber(s)
   if x and x == math.floor(x) and x >= lo and x <= hi then return x end
@@ -41,6 +42,7 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+-- shared:end prologue
 local lim, win, span = {}, {}, 0
 for i = 1, n do
   lim[i], win[i] = int(ARGV[3 + PER * i], 1, 1e9), int(ARGV[4 + PER * i], 1, 9e9)
@@ -49,6 +51,7 @@ for i = 1, n do
   win[i] = win[i] * 1000
 end
 
+-- shared:begin replay
 local replay = false
 if rid ~= '' then
   local s = tonumber(redis.call('ZSCORE', KEYS[n + 1], rid))
@@ -56,6 +59,7 @@ if rid ~= '' then
 end
 local write = mode == 'check' and cost > 0 and not replay
 if replay then cost = 0 end
+-- shared:end replay
 
 -- Phase 1: evaluate every limit, read-only.
 local out, st, cnt, nev, deny, worst = {}, {}, {}, 0, 0, 0
@@ -89,6 +93,7 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[i], out[3 * i + 3])
   end
 end
+-- shared:begin epilogue
 if write and allowed and rid ~= '' then
   local dk = KEYS[n + 1]
   redis.call('ZREMRANGEBYSCORE', dk, '-inf', fmt(now - span * 1000))
@@ -97,3 +102,4 @@ if write and allowed and rid ~= '' then
 end
 out[1], out[2], out[3] = allowed and 1 or 0, (nev > 0 and not replay) and 1 or 0, by
 return out
+-- shared:end epilogue
