@@ -12,7 +12,8 @@
 -- cost-0 calls write nothing. remaining: left AFTER this request if allowed, left NOW if denied.
 -- retry_after_ms: 0 if that limit fits, else ms until its window ends (rounded up), -1 if
 -- cost > limit ("never"). reset_after_ms: until the window ends, 0 if nothing is counted.
--- denied_by: the first "never" limit, else the denying limit with the longest retry_after.
+-- denied_by: the first "never" limit, else the denying limit with the longest exact wait (whole
+-- us, before rounding to ms), the lowest index on an exact tie.
 -- peek returns exactly what check would. Request id: a repeat of an ALLOWED request id within the
 -- longest window returns allowed with the current numbers and consumes nothing (denials are not
 -- stored, so a retry with the same id is evaluated afresh).
@@ -72,8 +73,9 @@ for i = 1, n do
     r = -1
     if nev == 0 then nev = i end
   elseif c + cost > lim[i] then
-    r = cdiv(s + win[i] - now, 1000)
-    if r > worst then deny, worst = i, r end
+    local us = s + win[i] - now -- the exact wait
+    r = cdiv(us, 1000)
+    if us > worst then deny, worst = i, us end
   end
   st[i], cnt[i], out[3 * i + 2] = s, c, r
 end

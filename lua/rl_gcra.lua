@@ -13,7 +13,8 @@
 -- cost-0 calls write nothing. remaining: units that would fit, AFTER this request if allowed, NOW
 -- if denied. retry_after_ms: 0 if that limit fits, else ms until it does (rounded up), -1 if
 -- cost > burst ("never"). reset_after_ms: until TAT <= now (full burst again); the key's PTTL.
--- denied_by: the first "never" limit, else the denying limit with the longest retry_after.
+-- denied_by: the first "never" limit, else the denying limit with the longest exact wait (whole
+-- us, before rounding to ms), the lowest index on an exact tie.
 -- peek returns exactly what check would. Request id: a repeat of an ALLOWED request id within the
 -- longest window (or tolerance) returns allowed with the current numbers and consumes nothing
 -- (denials are not stored, so a retry with the same id is evaluated afresh).
@@ -87,8 +88,9 @@ for i = 1, n do
     r = -1
     if nev == 0 then nev = i end
   elseif over > 0 then
-    r = cdiv(over, l * 1000)
-    if r > worst then deny, worst = i, r end
+    local us = cdiv(over, l) -- the exact wait: the first whole us at which it fits
+    r = cdiv(us, 1000)
+    if us > worst then deny, worst = i, us end
   end
   dd[i], out[3 * i + 2] = d, r
 end

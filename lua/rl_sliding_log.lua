@@ -10,8 +10,9 @@
 -- count + cost <= limit for EVERY limit; only then is it recorded (in all of them). Denied, peek and cost-0 calls write nothing.
 -- remaining: left AFTER this request if allowed, left NOW if denied. retry_after_ms: 0 if that
 -- limit fits, else ms until it does (rounded up), -1 if cost > limit ("never"). reset_after_ms:
--- until that limit's log is empty (as if the cost were recorded, when allowed). denied_by: the
--- first "never" limit, else the denying limit with the longest retry_after (overall retry = max).
+-- until that limit's log is empty (as if the cost were recorded, when allowed).
+-- denied_by: the first "never" limit, else the denying limit with the longest exact wait (whole
+-- us, before rounding to ms), the lowest index on an exact tie.
 -- peek returns exactly what check would. Request id: a repeat of an ALLOWED request id within the
 -- longest window returns allowed with the current numbers and consumes nothing (denials are not
 -- stored, so a retry with the same id is evaluated afresh). Members need no id to be unique: the
@@ -74,8 +75,9 @@ for i = 1, n do
   elseif c + cost > l then
     -- the (c + cost - l)-th oldest live entry must leave the window first
     local e = redis.call('ZRANGEBYSCORE', k, lo, '+inf', 'WITHSCORES', 'LIMIT', c + cost - l - 1, 1)
-    r = cdiv(tonumber(e[2]) + w - now, 1000)
-    if r > worst then deny, worst = i, r end
+    local us = tonumber(e[2]) + w - now -- the exact wait
+    r = cdiv(us, 1000)
+    if us > worst then deny, worst = i, us end
   end
   local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
   cnt[i], last[i], out[3 * i + 2] = c, tonumber(top[2]) or -math.huge, r

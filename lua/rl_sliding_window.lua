@@ -7,13 +7,16 @@
 --
 -- Windows are aligned to multiples of window_ms since the epoch. At offset e into the current
 -- window the estimate is prev * w + curr, with the weight w = (window - e) / window kept as an
--- integer in parts per million, rounded UP (never under-counts). Integer math throughout.
+-- integer in parts per million, rounded UP (never below the exact weighted estimate). Integer
+-- math throughout. Bound: at most limit per aligned window, but fewer than 2 * limit in a sliding
+-- interval of one window (the estimate assumes the previous window was evenly spread).
 -- Allowed iff estimate + cost <= limit for EVERY limit; only then is it counted (in all).
 -- Denied, peek and cost-0 calls write nothing. remaining: largest cost that would fit, AFTER this
 -- request if allowed, NOW if denied. retry_after_ms: 0 if that limit fits, else ms until the cost
 -- fits (rounded up; exact inverse of the rule above), -1 if cost > limit ("never").
 -- reset_after_ms: until the estimate reaches 0 (end of next window while curr > 0).
--- denied_by: the first "never" limit, else the denying limit with the longest retry_after.
+-- denied_by: the first "never" limit, else the denying limit with the longest exact wait (whole
+-- us, before rounding to ms), the lowest index on an exact tie.
 -- peek returns exactly what check would. Request id: a repeat of an ALLOWED request id within the
 -- longest window returns allowed with the current numbers and consumes nothing (denials are not
 -- stored, so a retry with the same id is evaluated afresh).
@@ -92,8 +95,8 @@ for i = 1, n do
   elseif cost > f then
     local at = l - c - cost >= 0 and opens(p, l - c - cost, w, w / 1000) or w
     if at >= w then at = w + opens(c, l - cost, w, w / 1000) end -- in the next window, prev = c
-    r = cdiv(at - e, 1000)
-    if r > worst then deny, worst = i, r end
+    r = cdiv(at - e, 1000) -- at - e: the exact wait
+    if at - e > worst then deny, worst = i, at - e end
   end
   st[i], cur[i], prv[i], free[i], out[3 * i + 2] = start, c, p, f, r
 end
