@@ -13,8 +13,8 @@ use std::time::Duration;
 use redis_atomics::cache::{Args, CacheOptions};
 use redis_atomics::search::{DistanceMetric, Document, Filter, IndexSchema, VectorField};
 use redis_atomics::{
-    Algorithm, ComputeOptions, ErrorKind, Invalid, Quota, RedisConfig, RedisService, SetOptions,
-    Validate, cached, scripts,
+    Algorithm, ComputeOptions, Decision, ErrorKind, Invalid, Quota, RedisConfig, RedisService,
+    SetOptions, Validate, cached, scripts,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -231,16 +231,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .quota(Quota::per_hour(nz(100)))
         .build()?;
     for i in 1..=3 {
-        let d = limiter.check("user:42").await?;
-        println!(
-            "GCRA 2/s + 100/h, request {i} -> allowed {}, remaining {}, retry_after {:?}",
-            d.allowed, d.remaining, d.retry_after
-        );
+        // A refusal is data: allowed (what is left), denied (when to retry),
+        // or never (the cost is above a limit).
+        let outcome = match limiter.check("user:42").await? {
+            Decision::Allowed { remaining, .. } => format!("allowed, {remaining} left"),
+            Decision::Denied {
+                retry_after,
+                denied_by,
+                ..
+            } => format!("denied by quota {denied_by}, retry after {retry_after:?}"),
+            Decision::Never { max_cost, .. } => format!("never (at most {max_cost} can pass)"),
+        };
+        println!("GCRA 2/s + 100/h, request {i} -> {outcome}");
     }
     let huge = limiter.check_n("user:42", 500).await?;
     println!(
-        "a cost of 500 -> allowed {}, never {} (it can never fit)",
-        huge.allowed, huge.never
+        "a cost of 500 -> allowed {}, never {} (it can never fit; headers {:?})",
+        huge.is_allowed(),
+        huge.is_never(),
+        huge.http_headers()
     );
     limiter.reset("user:42").await?;
 

@@ -12,11 +12,13 @@
 -- cost-0 calls write nothing. remaining: left AFTER this request if allowed, left NOW if denied.
 -- retry_after_ms: 0 if that limit fits, else ms until its window ends (rounded up), -1 if
 -- cost > limit ("never"). reset_after_ms: until the window ends, 0 if nothing is counted.
--- denied_by: the first "never" limit, else the denying limit with the longest retry_after.
+-- denied_by: the first "never" limit, else the denying limit with the longest exact wait (whole
+-- us, before rounding to ms), the lowest index on an exact tie.
 -- peek returns exactly what check would. Request id: a repeat of an ALLOWED request id within the
 -- longest window returns allowed with the current numbers and consumes nothing (denials are not
 -- stored, so a retry with the same id is evaluated afresh).
 local NAME, PER = 'rl_fixed_window', 2
+-- shared:begin prologue (the same in every rl_*.lua; tests/scripts.rs checks it)
 local function int(s, lo, hi)
   local x = tonumber(s)
   if x and x == math.floor(x) and x >= lo and x <= hi then return x end
@@ -41,6 +43,7 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+-- shared:end prologue
 local lim, win, span = {}, {}, 0
 for i = 1, n do
   lim[i], win[i] = int(ARGV[3 + PER * i], 1, 1e9), int(ARGV[4 + PER * i], 1, 9e9)
@@ -49,6 +52,7 @@ for i = 1, n do
   win[i] = win[i] * 1000
 end
 
+-- shared:begin replay
 local replay = false
 if rid ~= '' then
   local s = tonumber(redis.call('ZSCORE', KEYS[n + 1], rid))
@@ -56,6 +60,7 @@ if rid ~= '' then
 end
 local write = mode == 'check' and cost > 0 and not replay
 if replay then cost = 0 end
+-- shared:end replay
 
 -- Phase 1: evaluate every limit, read-only.
 local out, st, cnt, nev, deny, worst = {}, {}, {}, 0, 0, 0
@@ -68,8 +73,9 @@ for i = 1, n do
     r = -1
     if nev == 0 then nev = i end
   elseif c + cost > lim[i] then
-    r = cdiv(s + win[i] - now, 1000)
-    if r > worst then deny, worst = i, r end
+    local us = s + win[i] - now -- the exact wait
+    r = cdiv(us, 1000)
+    if us > worst then deny, worst = i, us end
   end
   st[i], cnt[i], out[3 * i + 2] = s, c, r
 end
@@ -89,6 +95,7 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[i], out[3 * i + 3])
   end
 end
+-- shared:begin epilogue
 if write and allowed and rid ~= '' then
   local dk = KEYS[n + 1]
   redis.call('ZREMRANGEBYSCORE', dk, '-inf', fmt(now - span * 1000))
@@ -97,3 +104,4 @@ if write and allowed and rid ~= '' then
 end
 out[1], out[2], out[3] = allowed and 1 or 0, (nev > 0 and not replay) and 1 or 0, by
 return out
+-- shared:end epilogue

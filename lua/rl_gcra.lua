@@ -13,11 +13,13 @@
 -- cost-0 calls write nothing. remaining: units that would fit, AFTER this request if allowed, NOW
 -- if denied. retry_after_ms: 0 if that limit fits, else ms until it does (rounded up), -1 if
 -- cost > burst ("never"). reset_after_ms: until TAT <= now (full burst again); the key's PTTL.
--- denied_by: the first "never" limit, else the denying limit with the longest retry_after.
+-- denied_by: the first "never" limit, else the denying limit with the longest exact wait (whole
+-- us, before rounding to ms), the lowest index on an exact tie.
 -- peek returns exactly what check would. Request id: a repeat of an ALLOWED request id within the
 -- longest window (or tolerance) returns allowed with the current numbers and consumes nothing
 -- (denials are not stored, so a retry with the same id is evaluated afresh).
 local NAME, PER = 'rl_gcra', 3
+-- shared:begin prologue (the same in every rl_*.lua; tests/scripts.rs checks it)
 local function int(s, lo, hi)
   local x = tonumber(s)
   if x and x == math.floor(x) and x >= lo and x <= hi then return x end
@@ -27,10 +29,6 @@ local function cdiv(a, b) -- ceil(a / b), exact for 0 <= a < 2^53
   return (a - r) / b + (r > 0 and 1 or 0)
 end
 local function fmt(x) return string.format('%.0f', x) end
-local function gcd(a, b) -- exact for integers < 2^53
-  while b > 0 do a, b = b, math.fmod(a, b) end
-  return a
-end
 local function fail(msg) return redis.error_reply('ERR ' .. NAME .. ': ' .. msg) end
 
 local n = #KEYS - 1
@@ -46,6 +44,11 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+-- shared:end prologue
+local function gcd(a, b) -- exact for integers < 2^53
+  while b > 0 do a, b = b, math.fmod(a, b) end
+  return a
+end
 -- Per limit: L = limit / g and T = window_us / g (the emission interval is T / L us), g their gcd.
 local lim, win, bur, scale, span = {}, {}, {}, {}, 0
 for i = 1, n do
@@ -59,6 +62,7 @@ for i = 1, n do
   span = math.max(span, wms, cdiv(b * win[i], lim[i] * 1000))
 end
 
+-- shared:begin replay
 local replay = false
 if rid ~= '' then
   local s = tonumber(redis.call('ZSCORE', KEYS[n + 1], rid))
@@ -66,6 +70,7 @@ if rid ~= '' then
 end
 local write = mode == 'check' and cost > 0 and not replay
 if replay then cost = 0 end
+-- shared:end replay
 
 -- Durations below are in units of 1/L us: the emission interval is T and the tolerance
 -- burst * T, exactly, with no rounding. The stored fraction f is in 1/limit us (= f_L * g).
@@ -83,8 +88,9 @@ for i = 1, n do
     r = -1
     if nev == 0 then nev = i end
   elseif over > 0 then
-    r = cdiv(over, l * 1000)
-    if r > worst then deny, worst = i, r end
+    local us = cdiv(over, l) -- the exact wait: the first whole us at which it fits
+    r = cdiv(us, 1000)
+    if us > worst then deny, worst = i, us end
   end
   dd[i], out[3 * i + 2] = d, r
 end
@@ -107,6 +113,7 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[i], out[3 * i + 3])
   end
 end
+-- shared:begin epilogue
 if write and allowed and rid ~= '' then
   local dk = KEYS[n + 1]
   redis.call('ZREMRANGEBYSCORE', dk, '-inf', fmt(now - span * 1000))
@@ -115,3 +122,4 @@ if write and allowed and rid ~= '' then
 end
 out[1], out[2], out[3] = allowed and 1 or 0, (nev > 0 and not replay) and 1 or 0, by
 return out
+-- shared:end epilogue

@@ -7,17 +7,21 @@
 --
 -- Windows are aligned to multiples of window_ms since the epoch. At offset e into the current
 -- window the estimate is prev * w + curr, with the weight w = (window - e) / window kept as an
--- integer in parts per million, rounded UP (never under-counts). Integer math throughout.
+-- integer in parts per million, rounded UP (never below the exact weighted estimate). Integer
+-- math throughout. Bound: at most limit per aligned window, but fewer than 2 * limit in a sliding
+-- interval of one window (the estimate assumes the previous window was evenly spread).
 -- Allowed iff estimate + cost <= limit for EVERY limit; only then is it counted (in all).
 -- Denied, peek and cost-0 calls write nothing. remaining: largest cost that would fit, AFTER this
 -- request if allowed, NOW if denied. retry_after_ms: 0 if that limit fits, else ms until the cost
 -- fits (rounded up; exact inverse of the rule above), -1 if cost > limit ("never").
 -- reset_after_ms: until the estimate reaches 0 (end of next window while curr > 0).
--- denied_by: the first "never" limit, else the denying limit with the longest retry_after.
+-- denied_by: the first "never" limit, else the denying limit with the longest exact wait (whole
+-- us, before rounding to ms), the lowest index on an exact tie.
 -- peek returns exactly what check would. Request id: a repeat of an ALLOWED request id within the
 -- longest window returns allowed with the current numbers and consumes nothing (denials are not
 -- stored, so a retry with the same id is evaluated afresh).
 local NAME, PER = 'rl_sliding_window', 2
+-- shared:begin prologue (the same in every rl_*.lua; tests/scripts.rs checks it)
 local function int(s, lo, hi)
   local x = tonumber(s)
   if x and x == math.floor(x) and x >= lo and x <= hi then return x end
@@ -42,6 +46,7 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+-- shared:end prologue
 local lim, win, span = {}, {}, 0
 for i = 1, n do
   lim[i], win[i] = int(ARGV[3 + PER * i], 1, 1e9), int(ARGV[4 + PER * i], 1, 9e9)
@@ -50,6 +55,7 @@ for i = 1, n do
   win[i] = win[i] * 1000
 end
 
+-- shared:begin replay
 local replay = false
 if rid ~= '' then
   local s = tonumber(redis.call('ZSCORE', KEYS[n + 1], rid))
@@ -57,6 +63,7 @@ if rid ~= '' then
 end
 local write = mode == 'check' and cost > 0 and not replay
 if replay then cost = 0 end
+-- shared:end replay
 
 local U = 1000000 -- weights are in parts per million
 local function idiv(a, b) return (a - math.fmod(a, b)) / b end -- floor(a / b), exact for a >= 0
@@ -88,8 +95,8 @@ for i = 1, n do
   elseif cost > f then
     local at = l - c - cost >= 0 and opens(p, l - c - cost, w, w / 1000) or w
     if at >= w then at = w + opens(c, l - cost, w, w / 1000) end -- in the next window, prev = c
-    r = cdiv(at - e, 1000)
-    if r > worst then deny, worst = i, r end
+    r = cdiv(at - e, 1000) -- at - e: the exact wait
+    if at - e > worst then deny, worst = i, at - e end
   end
   st[i], cur[i], prv[i], free[i], out[3 * i + 2] = start, c, p, f, r
 end
@@ -110,6 +117,7 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[i], out[3 * i + 3])
   end
 end
+-- shared:begin epilogue
 if write and allowed and rid ~= '' then
   local dk = KEYS[n + 1]
   redis.call('ZREMRANGEBYSCORE', dk, '-inf', fmt(now - span * 1000))
@@ -118,3 +126,4 @@ if write and allowed and rid ~= '' then
 end
 out[1], out[2], out[3] = allowed and 1 or 0, (nev > 0 and not replay) and 1 or 0, by
 return out
+-- shared:end epilogue

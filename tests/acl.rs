@@ -324,26 +324,32 @@ async fn rate_limiters_of_every_algorithm(on: On) {
             .unwrap();
         for i in 0..3 {
             let d = limiter.check("user:42").await.unwrap();
-            assert!(d.allowed, "{algorithm:?} check {i}: {d:?}");
+            assert!(d.is_allowed(), "{algorithm:?} check {i}: {d:?}");
         }
         let d = limiter.check("user:42").await.unwrap();
-        assert!(!d.allowed, "{algorithm:?}: the 4th check is over the quota");
+        assert!(
+            !d.is_allowed(),
+            "{algorithm:?}: the 4th check is over the quota"
+        );
         let peek = limiter.peek("user:42").await.unwrap();
-        assert!(!peek.allowed, "{algorithm:?} peek: {peek:?}");
+        assert!(!peek.is_allowed(), "{algorithm:?} peek: {peek:?}");
         limiter.reset("user:42").await.unwrap();
         // A request id makes a check idempotent: the same id counts once.
         let opts = || CheckOptions::new().request_id("req-1");
         let a = limiter.check_with("user:43", opts()).await.unwrap();
         let b = limiter.check_with("user:43", opts()).await.unwrap();
-        assert!(a.allowed && b.allowed, "{algorithm:?}: {a:?} {b:?}");
+        assert!(
+            a.is_allowed() && b.is_allowed(),
+            "{algorithm:?}: {a:?} {b:?}"
+        );
         let c = limiter.check_n("user:43", 2).await.unwrap();
         assert!(
-            c.allowed,
+            c.is_allowed(),
             "{algorithm:?}: cost 2 after one counted check: {c:?}"
         );
         let d = limiter.check("user:43").await.unwrap();
         assert!(
-            !d.allowed,
+            !d.is_allowed(),
             "{algorithm:?}: the request id counted twice? {d:?}"
         );
     }

@@ -93,7 +93,11 @@ fn catalogue_entry(script: &scripts::LuaScript) -> String {
 
 /// The generated part of lua/README.md, between the markers.
 fn catalogue() -> String {
-    let entries: Vec<String> = scripts::all().iter().map(catalogue_entry).collect();
+    let entries: Vec<String> = scripts::all()
+        .iter()
+        .copied()
+        .map(catalogue_entry)
+        .collect();
     entries.join("\n")
 }
 

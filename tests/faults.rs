@@ -382,7 +382,7 @@ async fn rate_limit_stays_exact_while_connections_are_reset() {
                         loop {
                             match bounded("check", limiter.check_with(&id, opts())).await {
                                 Ok(d) => {
-                                    allowed += u32::from(d.allowed);
+                                    allowed += u32::from(d.is_allowed());
                                     break;
                                 }
                                 Err(err) => {
@@ -416,7 +416,7 @@ async fn rate_limit_stays_exact_while_connections_are_reset() {
                 Err(err) => assert!(err.is_retryable(), "{err:?}"),
             }
         };
-        assert_eq!(peek.remaining, 0, "{algorithm:?}: {peek:?}");
+        assert_eq!(peek.remaining(), 0, "{algorithm:?}: {peek:?}");
     }
     stop.store(true, Ordering::SeqCst);
     let resets = chaos.join().unwrap();
@@ -589,7 +589,7 @@ async fn a_lost_reply_is_deduped_by_request_id_and_only_by_it() {
             let d = result.expect("retried with the same request id");
             assert_eq!(ran, 2, "the lost check was run again");
             assert_eq!(entries, 1, "and deduped by its request id");
-            assert_eq!(d.remaining, 9, "{d:?}");
+            assert_eq!(d.remaining(), 9, "{d:?}");
         } else {
             let err = result.expect_err("without a request id it is not retried");
             assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");

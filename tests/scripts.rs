@@ -177,3 +177,92 @@ async fn cluster_scripts_on_every_node_with_flush_and_preload() {
         assert_eq!(svc.get::<String>(key).await.unwrap().as_deref(), Some("v"));
     }
 }
+
+/// A marked block of a script: its name and the lines between the markers.
+type Block = (String, Vec<String>);
+
+/// The `-- shared:begin NAME` … `-- shared:end NAME` blocks of one script, in order.
+fn shared_blocks(file: &str, source: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut open: Option<Block> = None;
+    for (n, line) in source.lines().enumerate() {
+        let at = format!("{file}:{}", n + 1);
+        if let Some(rest) = line.strip_prefix("-- shared:begin") {
+            assert!(open.is_none(), "{at}: shared:begin inside a shared block");
+            let name = rest.split_whitespace().next().unwrap_or("");
+            assert!(!name.is_empty(), "{at}: shared:begin needs a name");
+            open = Some((name.to_string(), Vec::new()));
+        } else if let Some(rest) = line.strip_prefix("-- shared:end") {
+            let (name, body) = open.take().unwrap_or_else(|| panic!("{at}: stray end"));
+            assert_eq!(rest.trim(), name, "{at}: shared:end closes another block");
+            blocks.push((name, body));
+        } else if let Some((_, body)) = open.as_mut() {
+            body.push(line.to_string());
+        }
+    }
+    assert!(open.is_none(), "{file}: a shared block is not closed");
+    blocks
+}
+
+/// The rate-limit scripts share their prologue (argument parsing, the
+/// clock), the request-id replay check and the epilogue by copy, so that
+/// each file stays self-contained and runs as-is with `redis-cli --eval`.
+/// The copies are marked `-- shared:begin NAME` / `-- shared:end NAME`;
+/// this fails when one of them drifts from the others.
+#[test]
+fn shared_rate_limit_blocks_do_not_drift() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rl_") && n.ends_with(".lua"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "the four rate-limit scripts: {files:?}");
+    let all: Vec<(String, Vec<Block>)> = files
+        .iter()
+        .map(|f| {
+            let source = std::fs::read_to_string(dir.join(f)).unwrap();
+            (f.clone(), shared_blocks(f, &source))
+        })
+        .collect();
+    let (first, reference) = &all[0];
+    let names: Vec<&str> = reference.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["prologue", "replay", "epilogue"], "{first}");
+    assert!(
+        reference[0].1.len() >= 20,
+        "{first}: the prologue holds the argument parsing and the clock"
+    );
+    for (file, blocks) in &all[1..] {
+        let theirs: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            theirs, names,
+            "{file}: not the same shared blocks as {first}"
+        );
+        for ((name, want), (_, got)) in reference.iter().zip(blocks) {
+            let differs = want
+                .iter()
+                .zip(got)
+                .position(|(a, b)| a != b)
+                .or((want.len() != got.len()).then(|| want.len().min(got.len())));
+            if let Some(i) = differs {
+                panic!(
+                    "the shared block {name:?} of {file} drifted from {first} at its line {}:\n  \
+                     {first}: {:?}\n  {file}: {:?}\nedit every rl_*.lua the same way",
+                    i + 1,
+                    want.get(i),
+                    got.get(i),
+                );
+            }
+        }
+    }
+    // Each script still carries what the block needs: a NAME and a PER before it.
+    for (file, _) in &all {
+        let source = std::fs::read_to_string(dir.join(file)).unwrap();
+        let begin = source.find("-- shared:begin prologue").unwrap();
+        assert!(
+            source[..begin].contains("local NAME, PER = "),
+            "{file}: NAME and PER precede the shared prologue"
+        );
+    }
+}

@@ -101,7 +101,7 @@ impl Driver {
                     .into()
             }
             Op::RateLimit => match self.limiter.check(&format!("user:{}", self.pick())).await {
-                Ok(d) if d.allowed => Outcome::Ok,
+                Ok(d) if d.is_allowed() => Outcome::Ok,
                 Ok(_) => Outcome::Denied,
                 Err(e) => Outcome::Err(e.kind().as_str().to_owned()),
             },

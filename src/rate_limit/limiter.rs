@@ -41,7 +41,8 @@ impl CheckOptions {
 
     /// How many units the request consumes. Defaults to 1. A cost of 0 is
     /// rejected by checks (use [`RateLimiter::peek`]); a cost above a quota's
-    /// limit (burst for GCRA) is a [`Decision::never`] decision.
+    /// limit (burst for GCRA) is a [`Decision::Never`], decided without a
+    /// round trip.
     #[must_use]
     pub fn cost(mut self, cost: u32) -> Self {
         self.cost = cost;
@@ -62,10 +63,22 @@ impl CheckOptions {
     }
 
     /// **For tests**: evaluate at `now_us` microseconds since the Unix epoch
-    /// instead of the server's `TIME`, to drive a timeline deterministically.
-    /// Must be in `1..=2^52`. Mixing it with server time on the same keys
-    /// gives meaningless results.
-    /// Defaults to the server's clock.
+    /// instead of the server's `TIME`, to drive a timeline. Must be in
+    /// `1..=2^52`. Mixing it with server time on the same keys gives
+    /// meaningless results. Defaults to the server's clock.
+    ///
+    /// Only the *evaluation* uses this clock. The keys a check writes still
+    /// expire on the server's real clock: each gets a TTL of its quota's
+    /// `reset_after` (as computed at `now_us`), counted in real time from
+    /// the write. State written at logical time `t` is therefore gone once
+    /// that much real time has passed, whatever the logical clock says: with
+    /// 3 per 1 ms, three checks at `t` and a fourth at the same `t` 20 ms of
+    /// real time later find a fresh quota and pass. A timeline is
+    /// deterministic only while its logical clock advances, between a write
+    /// and every later check, by at least the real time that passed (round
+    /// trips included): give each step at least the real time elapsed since
+    /// the previous one plus some slack, or use windows much longer than the
+    /// test. Denied checks and peeks write nothing and set no TTL.
     #[must_use]
     pub fn at(mut self, now_us: u64) -> Self {
         self.at = Some(now_us);
@@ -292,13 +305,8 @@ impl RateLimiter {
             return Err(invalid("the clock override must be in 1..=2^52 µs"));
         }
         let algorithm = self.inner.algorithm;
-        if let Some(i) = self
-            .inner
-            .quotas
-            .iter()
-            .position(|q| options.cost > q.max_cost(algorithm))
-        {
-            return Ok(Decision::cannot_fit(&self.inner.quotas, i));
+        if let Some(never) = Decision::cannot_fit(&self.inner.quotas, algorithm, options.cost) {
+            return Ok(never);
         }
         let idempotency = if !check || options.request_id.is_some() {
             Idempotency::Idempotent
@@ -318,7 +326,12 @@ impl RateLimiter {
             call = call.arg(arg.as_str());
         }
         let reply: Vec<i64> = self.service.run_script(&call, idempotency).await?;
-        Decision::from_reply(&reply, &self.inner.quotas, call.first_key().unwrap_or(""))
+        Decision::from_reply(
+            &reply,
+            &self.inner.quotas,
+            algorithm,
+            call.first_key().unwrap_or(""),
+        )
     }
 }
 

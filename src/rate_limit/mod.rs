@@ -7,13 +7,14 @@
 //! |---|---|---|---|
 //! | [`Algorithm::SlidingLog`] | exact: at most `limit` in any `window` | one sorted-set entry per counted unit | O(log n) |
 //! | [`Algorithm::FixedWindow`] | exact per window (a window opens at the first request) | one small hash | O(1) |
-//! | [`Algorithm::SlidingWindow`] | estimate of the last `window`, never under-counts | one small hash | O(1) |
+//! | [`Algorithm::SlidingWindow`] | estimate: at most `limit` per aligned window, up to `2 × limit − 1` in a sliding `window` | one small hash | O(1) |
 //! | [`Algorithm::Gcra`] | exact GCRA: `burst` at once, then one per `window / limit` | one small hash | O(1) |
 //!
 //! Rules every algorithm follows:
 //!
 //! - **Server time.** The scripts read `TIME` (integer microseconds); client
-//!   clocks never matter. [`CheckOptions::at`] overrides it, for tests.
+//!   clocks never matter. [`CheckOptions::at`] overrides it, for tests (the
+//!   TTLs still run on the server's real clock: see there).
 //! - **All-or-nothing.** Several quotas (10 per second *and* 1,000 per hour)
 //!   are checked in one script; a request denied by any of them consumes from
 //!   none.
@@ -27,9 +28,13 @@
 //! - **No immortal keys.** Every key carries a TTL of at most its window
 //!   (two windows for [`Algorithm::SlidingWindow`], which needs the previous
 //!   one; the tolerance `burst × window / limit` for [`Algorithm::Gcra`]).
-//! - **A refusal is data.** [`Decision`] says whether it was allowed, how many
-//!   remain, when to retry, and whether the cost can *never* fit
-//!   ([`Decision::never`], distinct from "not yet").
+//! - **A refusal is data.** A [`Decision`] is [`Decision::Allowed`] (with
+//!   what remains), [`Decision::Denied`] (with `retry_after`, and the quota
+//!   with the longest wait: compared exactly, in microseconds, the lowest
+//!   index on a tie) or [`Decision::Never`]: the cost is above a quota's
+//!   limit and can never fit, distinct from "not yet". `Never` is decided
+//!   without a round trip and marks every quota the cost exceeds, as the
+//!   scripts do.
 //!
 //! # Keys and Redis Cluster
 //!
@@ -46,7 +51,7 @@
 //! ```no_run
 //! # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
 //! use std::num::NonZeroU32;
-//! use redis_atomics::rate_limit::{Algorithm, Quota};
+//! use redis_atomics::rate_limit::{Algorithm, Decision, Quota};
 //!
 //! let per_second = Quota::per_second(NonZeroU32::new(10).unwrap());
 //! let per_hour = Quota::per_hour(NonZeroU32::new(1_000).unwrap());
@@ -55,9 +60,10 @@
 //!     .quota(per_second)
 //!     .quota(per_hour)
 //!     .build()?;
-//! let d = limiter.check("user:42").await?;
-//! if !d.allowed {
-//!     println!("429, retry after {:?}", d.retry_after);
+//! match limiter.check("user:42").await? {
+//!     Decision::Allowed { remaining, .. } => println!("200, {remaining} left"),
+//!     Decision::Denied { retry_after, .. } => println!("429, retry after {retry_after:?}"),
+//!     Decision::Never { max_cost, .. } => println!("429, more than {max_cost} never passes"),
 //! }
 //! # Ok(()) }
 //! ```
@@ -96,7 +102,7 @@ impl RedisService {
     ///     Quota::per_minute(NonZeroU32::new(5).unwrap()),
     /// )?;
     /// let d = limiter.check("alice@example.com").await?;
-    /// assert!(d.remaining <= 4);
+    /// assert!(d.remaining() <= 4);
     /// # Ok(()) }
     /// ```
     pub fn rate_limiter(
@@ -116,7 +122,7 @@ impl RedisService {
         RateLimiterBuilder::new(self.clone(), name, algorithm)
     }
 
-    /// The Python `RedisService.check_rate_limit`, by name and arguments:
+    /// The Python `RedisService.check_rate_limit`, kept as a thin alias:
     /// counts one request for `key` against `max_requests`
     /// per `window_seconds`, and returns whether it is allowed and the quota
     /// left after it (0 when denied). `sliding = true` uses the exact
@@ -164,7 +170,9 @@ impl RedisService {
         let limiter = self
             .rate_limiter("", algorithm, Quota::new(limit, window))
             .map_err(|e| invalid(format!("rate limit for {key:?}: {}", e.message())))?;
-        let d = limiter.check(key).await?;
-        Ok((d.allowed, if d.allowed { d.remaining } else { 0 }))
+        Ok(match limiter.check(key).await? {
+            Decision::Allowed { remaining, .. } => (true, remaining),
+            Decision::Denied { .. } | Decision::Never { .. } => (false, 0),
+        })
     }
 }

@@ -34,8 +34,20 @@ pub enum Algorithm {
     FixedWindow,
     /// Sliding-window counter: windows aligned to multiples of `window`; the
     /// count of the last `window` is estimated as `previous × overlap +
-    /// current` (rounded up, so it never under-counts). O(1); keys live up to
-    /// two windows.
+    /// current`, where `overlap` is the share of the previous window still
+    /// inside the last `window` (rounded up to a millionth, so the estimate
+    /// is never below that formula). O(1); keys live up to two windows.
+    ///
+    /// It is an estimate, not an exact bound: it assumes the previous
+    /// window's requests were spread evenly. Each aligned window holds at
+    /// most `limit`, but a sliding interval of one `window` can hold up to
+    /// `2 × limit − 1`: when the previous window's requests all came at its
+    /// end, they are weighted down as the current window advances while they
+    /// are still within the last `window` (e.g. 10 per second: 10 at the end
+    /// of one second and 9 more just before the end of the next pass, 19
+    /// within one second). For "never more than `limit` in any `window`",
+    /// use [`Algorithm::SlidingLog`] (or [`Algorithm::Gcra`], whose bound is
+    /// `burst` plus one per `window / limit`).
     SlidingWindow,
     /// Generic cell rate algorithm: one unit per `window / limit`, with up to
     /// `burst` at once (the default burst is `limit`). O(1), smooth, exact
@@ -157,7 +169,8 @@ impl Quota {
     }
 
     /// The largest cost one check can ever be granted: the burst for GCRA,
-    /// the limit otherwise. A larger cost gets a [`Decision::never`](super::Decision::never).
+    /// the limit otherwise. A larger cost gets a
+    /// [`Decision::Never`](super::Decision::Never).
     pub fn max_cost(&self, algorithm: Algorithm) -> u32 {
         match algorithm {
             Algorithm::Gcra => self.burst().get(),

@@ -114,8 +114,8 @@ async fn execute(client: &Client, plan: &Plan, rec: &Recorder, seq: u64, op: &Op
             }
             match client.limiters[limiter].check_with(id, opts).await {
                 Ok(d) => Outcome::Decision {
-                    allowed: d.allowed,
-                    remaining: d.remaining,
+                    allowed: d.is_allowed(),
+                    remaining: d.remaining(),
                 },
                 Err(e) => err(e),
             }

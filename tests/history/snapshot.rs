@@ -142,7 +142,7 @@ pub async fn used_units(
             Ok(l) => l
                 .peek_with(id, CheckOptions::new().cost(0))
                 .await
-                .map(|d| u64::from(spec.limit).saturating_sub(d.remaining))
+                .map(|d| u64::from(spec.limit).saturating_sub(d.remaining()))
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };

@@ -83,8 +83,9 @@ async fn cluster_ids_spread_over_primaries_and_are_limited_exactly() {
         for round in 0..8 {
             for id in &ids {
                 let (l, id) = (l.clone(), id.clone());
-                tasks
-                    .spawn(async move { (id.clone(), round, l.check(&id).await.unwrap().allowed) });
+                tasks.spawn(async move {
+                    (id.clone(), round, l.check(&id).await.unwrap().is_allowed())
+                });
             }
         }
         let mut per_id = std::collections::HashMap::new();
@@ -106,27 +107,27 @@ async fn large_quotas_are_exact() {
     let l = svc.rate_limiter("day", Algorithm::Gcra, day).unwrap();
     for left in [2, 1, 0] {
         let d = l.check_with("u", at(0)).await.unwrap();
-        assert_eq!((d.allowed, d.remaining), (true, left));
+        assert_eq!((d.is_allowed(), d.remaining()), (true, left));
     }
     let d = l.check_with("u", at(0)).await.unwrap();
     assert_eq!(
-        (d.allowed, d.retry_after),
+        (d.is_allowed(), d.retry_after()),
         (false, Some(Duration::from_millis(1728)))
     );
-    assert!(!l.check_with("u", at(1_727_999)).await.unwrap().allowed);
+    assert!(!l.check_with("u", at(1_727_999)).await.unwrap().is_allowed());
     let d = l.check_with("u", at(1_728_000)).await.unwrap();
-    assert_eq!((d.allowed, d.remaining), (true, 0));
-    assert_eq!(d.reset_after, Duration::from_millis(3 * 1728));
+    assert_eq!((d.is_allowed(), d.remaining()), (true, 0));
+    assert_eq!(d.reset_after(), Duration::from_millis(3 * 1728));
 
     // GCRA, 1.2 M per hour (one per 3 ms), the whole burst in one call.
     let hour = Quota::per_hour(nz(1_200_000));
     let l = svc.rate_limiter("hour", Algorithm::Gcra, hour).unwrap();
     let d = l.check_with("u", at(0).cost(1_200_000)).await.unwrap();
-    assert_eq!((d.allowed, d.remaining), (true, 0));
-    assert_eq!(d.reset_after, Duration::from_secs(3600));
-    assert!(!l.check_with("u", at(2_999)).await.unwrap().allowed);
+    assert_eq!((d.is_allowed(), d.remaining()), (true, 0));
+    assert_eq!(d.reset_after(), Duration::from_secs(3600));
+    assert!(!l.check_with("u", at(2_999)).await.unwrap().is_allowed());
     let d = l.check_with("u", at(3_000)).await.unwrap();
-    assert_eq!((d.allowed, d.remaining), (true, 0));
+    assert_eq!((d.is_allowed(), d.remaining()), (true, 0));
 
     // The largest sliding log, filled by one call.
     let l = svc
@@ -138,10 +139,10 @@ async fn large_quotas_are_exact() {
         "one sliding-log check of cost 100,000: {:?}",
         started.elapsed()
     );
-    assert_eq!((d.allowed, d.remaining), (true, 0));
+    assert_eq!((d.is_allowed(), d.remaining()), (true, 0));
     let n: u64 = raw(&svc, redis::cmd("ZCARD").arg(&l.keys("u").unwrap()[0])).await;
     assert_eq!(n, 100_000);
-    assert!(!l.check("u").await.unwrap().allowed);
+    assert!(!l.check("u").await.unwrap().is_allowed());
     assert!(l.reset("u").await.unwrap());
 }
 
@@ -155,17 +156,17 @@ async fn gcra_spacing_is_exact_to_the_microsecond() {
     let q = Quota::new(nz(14), Duration::from_secs(2)).with_burst(nz(7));
     let l = svc.rate_limiter("frac", Algorithm::Gcra, q).unwrap();
     let at = |t: u64| CheckOptions::new().at(BASE_US + t);
-    assert!(l.check_with("u", at(0).cost(7)).await.unwrap().allowed);
+    assert!(l.check_with("u", at(0).cost(7)).await.unwrap().is_allowed());
     for k in 1..=300u64 {
         let due = (k * 1_000_000).div_ceil(7);
         let early = l.peek_with("u", at(due - 1)).await.unwrap();
         assert!(
-            !early.allowed,
+            !early.is_allowed(),
             "unit {k} passed at {} µs, before {due}",
             due - 1
         );
         let d = l.check_with("u", at(due)).await.unwrap();
-        assert!(d.allowed, "unit {k} refused at {due} µs");
+        assert!(d.is_allowed(), "unit {k} refused at {due} µs");
     }
 }
 
@@ -288,7 +289,7 @@ async fn bad_input_is_rejected_before_any_round_trip() {
             assert_eq!(e.attempts(), 0, "{algo:?}: {e}");
         }
         let d = l.check_n("big", 6).await.unwrap();
-        assert!(d.never && !d.allowed);
+        assert!(d.is_never() && !d.is_allowed());
         for id in ["zero", "rid", "big"] {
             assert!(
                 existing(&svc, &l.keys(id).unwrap()).await.is_empty(),

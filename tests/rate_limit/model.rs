@@ -1,7 +1,11 @@
 //! A small reference model of the four algorithms, written from their
 //! definitions (not from the scripts): `fits` is the rule, and `remaining`
-//! and `retry_after` are found by brute force over it (the largest cost that
-//! fits; the first whole millisecond at which the cost fits).
+//! and `retry_after` are found by search over it (the largest cost that
+//! fits; the first whole microsecond at which the cost fits, which
+//! `retry_after` rounds up to the millisecond). A denial names the quota with
+//! the longest exact wait, the lowest index on an exact tie; a cost above a
+//! quota's limit (burst) is "never" on every quota it exceeds, decided
+//! without a round trip.
 
 use redis_atomics::Algorithm;
 
@@ -146,11 +150,22 @@ impl State {
             .unwrap_or(0)
     }
 
-    /// The first whole millisecond from `now` at which `cost` fits.
-    pub fn retry_ms(&self, algo: Algorithm, lim: &Lim, now: i128, cost: u64) -> i128 {
-        (1..=4 * i128::from(lim.window_ms) * i128::from(lim.burst.max(1)))
-            .find(|&d| self.fits(algo, lim, now + d * 1000, cost))
-            .expect("the cost fits again eventually")
+    /// The exact wait: the first whole microsecond after `now` at which
+    /// `cost` fits (binary search: once a cost fits, it keeps fitting while
+    /// nothing is counted; the result is checked at its edge).
+    pub fn retry_us(&self, algo: Algorithm, lim: &Lim, now: i128, cost: u64) -> i128 {
+        let (mut lo, mut hi) = (0, 4 * lim.w() * i128::from(lim.burst.max(1)));
+        assert!(self.fits(algo, lim, now + hi, cost), "fits eventually");
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self.fits(algo, lim, now + mid, cost) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        assert!(!self.fits(algo, lim, now + hi - 1, cost), "monotone");
+        hi
     }
 }
 
@@ -158,9 +173,10 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expect {
     pub allowed: bool,
+    pub never: bool,
     pub denied_by: Option<usize>,
-    /// Per limit: (remaining, retry_after_ms or 0, reset_after_ms).
-    pub limits: Vec<(u64, i128, i128)>,
+    /// Per limit: (remaining, retry_after_ms or 0, reset_after_ms, never).
+    pub limits: Vec<(u64, i128, i128, bool)>,
 }
 
 /// Several limits checked all-or-nothing, like the scripts.
@@ -168,30 +184,61 @@ pub struct Model {
     pub algo: Algorithm,
     pub lims: Vec<Lim>,
     pub states: Vec<State>,
+    /// Denials where two quotas wait exactly as long (the lowest index wins).
+    pub exact_ties: usize,
+    /// Denials where the longest waits round to the same millisecond but
+    /// differ in microseconds (the longer one wins).
+    pub near_ties: usize,
+    /// Per limit: the allowed (time, cost) pairs, for the bounds.
+    pub history: Vec<Vec<(i128, u64)>>,
 }
 
 impl Model {
     pub fn new(algo: Algorithm, lims: Vec<Lim>) -> Self {
         let states = vec![State::default(); lims.len()];
-        Model { algo, lims, states }
+        Model {
+            algo,
+            history: vec![Vec::new(); lims.len()],
+            lims,
+            states,
+            exact_ties: 0,
+            near_ties: 0,
+        }
     }
 
     pub fn step(&mut self, now: i128, cost: u64, commit: bool) -> Expect {
         let algo = self.algo;
+        let never: Vec<bool> = self.lims.iter().map(|l| cost > l.max_cost(algo)).collect();
+        if let Some(first) = never.iter().position(|&n| n) {
+            // Decided without a round trip: the state is not read (0s).
+            return Expect {
+                allowed: false,
+                never: true,
+                denied_by: Some(first),
+                limits: never.iter().map(|&n| (0, 0, 0, n)).collect(),
+            };
+        }
         let mut retry = vec![0; self.lims.len()];
         let (mut deny, mut worst) = (None, 0);
         for (i, (st, lim)) in self.states.iter().zip(&self.lims).enumerate() {
             if !st.fits(algo, lim, now, cost) {
-                retry[i] = st.retry_ms(algo, lim, now, cost);
-                if retry[i] > worst {
-                    (deny, worst) = (Some(i), retry[i]);
+                let us = st.retry_us(algo, lim, now, cost);
+                retry[i] = (us + 999) / 1000;
+                if us == worst {
+                    self.exact_ties += 1;
+                } else if (us + 999) / 1000 == (worst + 999) / 1000 {
+                    self.near_ties += 1;
+                }
+                if us > worst {
+                    (deny, worst) = (Some(i), us);
                 }
             }
         }
         let allowed = deny.is_none();
         if allowed && commit {
-            for (st, lim) in self.states.iter_mut().zip(&self.lims) {
+            for (i, (st, lim)) in self.states.iter_mut().zip(&self.lims).enumerate() {
                 st.commit(algo, lim, now, cost);
+                self.history[i].push((now, cost));
             }
         }
         let limits = self
@@ -206,13 +253,47 @@ impl Model {
                     st.commit(algo, lim, now, cost);
                 }
                 let r = if allowed { 0 } else { r };
-                (st.remaining(algo, lim, now), r, st.reset_ms(algo, lim, now))
+                (
+                    st.remaining(algo, lim, now),
+                    r,
+                    st.reset_ms(algo, lim, now),
+                    false,
+                )
             })
             .collect();
         Expect {
             allowed,
+            never: false,
             denied_by: deny,
             limits,
         }
+    }
+
+    /// Per limit: the most units allowed within any interval of one window
+    /// (`(t - window, t]`), and the bound the docs state for it.
+    pub fn window_peaks(&self) -> Vec<(u64, u64)> {
+        self.history
+            .iter()
+            .zip(&self.lims)
+            .map(|(h, lim)| {
+                let peak = h
+                    .iter()
+                    .map(|&(t, _)| {
+                        h.iter()
+                            .filter(|&&(u, _)| u <= t && t - u < lim.w())
+                            .map(|&(_, c)| c)
+                            .sum::<u64>()
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let bound = match self.algo {
+                    Algorithm::SlidingLog => lim.limit,
+                    Algorithm::FixedWindow => 2 * lim.limit,
+                    Algorithm::SlidingWindow => 2 * lim.limit - 1,
+                    _ => lim.burst + lim.limit,
+                };
+                (peak, bound)
+            })
+            .collect()
     }
 }

@@ -10,10 +10,10 @@ async fn same_microsecond_requests_all_count(cluster: bool) {
         let at = CheckOptions::new().at(BASE_US + 7);
         for i in 1..=4 {
             let d = l.check_with("same", at.clone()).await.unwrap();
-            assert_eq!((d.allowed, d.remaining), (true, 10 - i), "{algo:?}");
+            assert_eq!((d.is_allowed(), d.remaining()), (true, 10 - i), "{algo:?}");
         }
         let d = l.check_with("same", at.clone().cost(3)).await.unwrap();
-        assert_eq!(d.remaining, 3, "{algo:?}");
+        assert_eq!(d.remaining(), 3, "{algo:?}");
         if algo == Algorithm::SlidingLog {
             let key = &l.keys("same").unwrap()[0];
             let n: u64 = raw(&svc, redis::cmd("ZCARD").arg(key)).await;
@@ -29,24 +29,33 @@ async fn a_request_id_is_counted_once(cluster: bool) {
         let l = limiter(&svc, algo, 3, Duration::from_secs(60));
         let at = |t: u64, id: &str| CheckOptions::new().at(BASE_US + t).request_id(id);
         let first = l.check_with("i", at(0, "req-1").cost(2)).await.unwrap();
-        assert_eq!((first.allowed, first.remaining), (true, 1), "{algo:?}");
+        assert_eq!(
+            (first.is_allowed(), first.remaining()),
+            (true, 1),
+            "{algo:?}"
+        );
         for t in [0, 10, 1000] {
             let again = l.check_with("i", at(t, "req-1").cost(2)).await.unwrap();
             assert_eq!(
-                (again.allowed, again.remaining),
+                (again.is_allowed(), again.remaining()),
                 (true, 1),
                 "{algo:?}: a replay consumes nothing"
             );
         }
-        assert!(l.check_with("i", at(2000, "req-2")).await.unwrap().allowed);
+        assert!(
+            l.check_with("i", at(2000, "req-2"))
+                .await
+                .unwrap()
+                .is_allowed()
+        );
         let denied = l.check_with("i", at(3000, "req-3")).await.unwrap();
-        assert!(!denied.allowed, "{algo:?}: a new id counts");
+        assert!(!denied.is_allowed(), "{algo:?}: a new id counts");
         // Denials are not remembered: once there is room, the same id is counted.
         let d = l.check_with("i", at(120_000_000, "req-3")).await.unwrap();
-        assert_eq!((d.allowed, d.remaining), (true, 2), "{algo:?}");
+        assert_eq!((d.is_allowed(), d.remaining()), (true, 2), "{algo:?}");
         let d = l.check_with("i", at(120_000_001, "req-3")).await.unwrap();
         assert_eq!(
-            (d.allowed, d.remaining),
+            (d.is_allowed(), d.remaining()),
             (true, 2),
             "{algo:?}: and then counted once"
         );
@@ -96,22 +105,22 @@ async fn peek_does_not_consume_and_reset_clears(cluster: bool) {
         let l = limiter(&svc, algo, 3, Duration::from_secs(60));
         for _ in 0..10 {
             let p = l.peek("p").await.unwrap();
-            assert_eq!((p.allowed, p.remaining), (true, 2), "{algo:?}");
+            assert_eq!((p.is_allowed(), p.remaining()), (true, 2), "{algo:?}");
         }
         assert!(
             existing(&svc, &l.keys("p").unwrap()).await.is_empty(),
             "peek writes nothing"
         );
         for left in [2, 1, 0] {
-            assert_eq!(l.check("p").await.unwrap().remaining, left, "{algo:?}");
+            assert_eq!(l.check("p").await.unwrap().remaining(), left, "{algo:?}");
         }
         let p = l.peek("p").await.unwrap();
-        assert!(!p.allowed && p.retry_after.is_some(), "{algo:?}");
+        assert!(!p.is_allowed() && p.retry_after().is_some(), "{algo:?}");
         assert!(l.reset("p").await.unwrap());
         assert!(existing(&svc, &l.keys("p").unwrap()).await.is_empty());
         assert!(!l.reset("p").await.unwrap(), "nothing left to clear");
         let d = l.check("p").await.unwrap();
-        assert_eq!((d.allowed, d.remaining), (true, 2), "{algo:?}");
+        assert_eq!((d.is_allowed(), d.remaining()), (true, 2), "{algo:?}");
     }
 }
 
@@ -183,12 +192,12 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     let runs = scripts_run(&server).await - before;
     assert!(runs >= 2, "retried: the server ran it {runs} times");
     assert_eq!(
-        (d.allowed, d.remaining),
+        (d.is_allowed(), d.remaining()),
         (true, 4),
         "the retry was a replay"
     );
     let now = l.peek_with("x", CheckOptions::new().cost(0)).await.unwrap();
-    assert_eq!(now.remaining, 4, "one unit consumed, not one per attempt");
+    assert_eq!(now.remaining(), 4, "one unit consumed, not one per attempt");
 
     // Without: the timeout is returned after one attempt (it may have run).
     let before = scripts_run(&server).await;
@@ -205,5 +214,55 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     }
     assert_eq!(runs().await, 1, "sent once");
     let now = l.peek_with("y", CheckOptions::new().cost(0)).await.unwrap();
-    assert_eq!(now.remaining, 4, "the server ran it once");
+    assert_eq!(now.remaining(), 4, "the server ran it once");
+}
+
+both!(logical_time_keys_still_expire_on_the_real_clock);
+/// `CheckOptions::at` drives the evaluation only: the TTLs a check sets run
+/// on the server's real clock, as its docs say. With 3 per 1 ms, the state
+/// written at `t` is gone 20 ms of real time later, at the same `t`.
+async fn logical_time_keys_still_expire_on_the_real_clock(cluster: bool) {
+    let svc = service(cluster).await;
+    for algo in Algorithm::ALL {
+        let l = limiter(&svc, algo, 3, Duration::from_millis(1));
+        let at = CheckOptions::new().at(BASE_US);
+        let d = l.check_with("x", at.clone().cost(3)).await.unwrap();
+        assert!(d.is_allowed(), "{algo:?}: {d:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            existing(&svc, &l.keys("x").unwrap()).await.is_empty(),
+            "{algo:?}: expired in real time"
+        );
+        let d = l.check_with("x", at.clone().cost(3)).await.unwrap();
+        assert!(
+            d.is_allowed(),
+            "{algo:?}: at the same logical time, a fresh quota: {d:?}"
+        );
+    }
+}
+
+/// The sliding-window counter's documented bound: at most `limit` per
+/// aligned window, but up to `2 × limit − 1` within one sliding window.
+/// The sliding log, for contrast, never passes more than `limit`.
+#[tokio::test]
+async fn sliding_window_counter_passes_up_to_twice_the_limit_in_a_sliding_window() {
+    let svc = service(false).await;
+    let at = |t: u64| CheckOptions::new().at(BASE_US + t);
+    assert_eq!(BASE_US % 1_000_000, 0, "BASE_US starts an aligned second");
+    for (algo, second) in [(Algorithm::SlidingWindow, 9), (Algorithm::SlidingLog, 0)] {
+        let l = limiter(&svc, algo, 10, Duration::from_secs(1));
+        // 10 in the last microsecond of one second…
+        let d = l.check_with("u", at(999_999).cost(10)).await.unwrap();
+        assert!(d.is_allowed(), "{algo:?}: {d:?}");
+        // …and, 999,999 µs later (still within one window of them), the
+        // previous second weighs 2 ppm: 9 more pass, 19 in under a second.
+        let d = l.peek_with("u", at(1_999_998).cost(0)).await.unwrap();
+        assert_eq!(d.remaining(), second, "{algo:?}: {d:?}");
+        if second > 0 {
+            let d = l.check_with("u", at(1_999_998).cost(second as u32)).await;
+            assert!(d.unwrap().is_allowed(), "{algo:?}");
+            let d = l.check_with("u", at(1_999_998)).await.unwrap();
+            assert!(!d.is_allowed(), "{algo:?}: 2 × limit − 1 at most: {d:?}");
+        }
+    }
 }
