@@ -115,8 +115,8 @@ fn breaker_open(c: &mut Criterion) {
         .retry_count(0)
         .circuit_breaker(
             CircuitBreakerOptions::new()
-                .failure_threshold(1)
-                .cool_down(Duration::from_secs(3600)),
+                .with_failure_threshold(1)
+                .with_cool_down(Duration::from_secs(3600)),
         )
         .build()
         .expect("config");

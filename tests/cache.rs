@@ -425,7 +425,7 @@ async fn a_dead_redis_still_answers_calls() {
     let config = RedisConfig::builder()
         .url(server.url())
         .retry_count(0)
-        .circuit_breaker(CircuitBreakerOptions::new().failure_threshold(1))
+        .circuit_breaker(CircuitBreakerOptions::new().with_failure_threshold(1))
         .build()
         .unwrap();
     let svc = RedisService::connect(config).await.unwrap();

@@ -26,12 +26,12 @@ use crate::core::error::{Error, Result};
 /// let config = RedisConfig::builder()
 ///     .circuit_breaker(
 ///         CircuitBreakerOptions::new()
-///             .failure_threshold(3)
-///             .cool_down(Duration::from_secs(2)),
+///             .with_failure_threshold(3)
+///             .with_cool_down(Duration::from_secs(2)),
 ///     )
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(config.circuit_breaker().threshold(), 3);
+/// assert_eq!(config.circuit_breaker().failure_threshold(), 3);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitBreakerOptions {
@@ -67,25 +67,25 @@ impl CircuitBreakerOptions {
     /// Consecutive unreachable failures that open the breaker (≥ 1).
     /// Defaults to 5.
     #[must_use]
-    pub fn failure_threshold(mut self, failures: u32) -> Self {
+    pub fn with_failure_threshold(mut self, failures: u32) -> Self {
         self.failure_threshold = failures;
         self
     }
 
     /// How long the breaker stays open before a probe call. Defaults to 5 s.
     #[must_use]
-    pub fn cool_down(mut self, cool_down: Duration) -> Self {
+    pub fn with_cool_down(mut self, cool_down: Duration) -> Self {
         self.cool_down = cool_down;
         self
     }
 
     /// The failure threshold.
-    pub fn threshold(&self) -> u32 {
+    pub fn failure_threshold(&self) -> u32 {
         self.failure_threshold
     }
 
     /// The cool-down.
-    pub fn cool_down_period(&self) -> Duration {
+    pub fn cool_down(&self) -> Duration {
         self.cool_down
     }
 
@@ -221,8 +221,8 @@ mod tests {
     fn breaker(threshold: u32, cool_down_ms: u64) -> Breaker {
         Breaker::new(
             CircuitBreakerOptions::new()
-                .failure_threshold(threshold)
-                .cool_down(Duration::from_millis(cool_down_ms)),
+                .with_failure_threshold(threshold)
+                .with_cool_down(Duration::from_millis(cool_down_ms)),
         )
     }
 
@@ -267,19 +267,19 @@ mod tests {
     fn validation() {
         assert!(
             CircuitBreakerOptions::new()
-                .failure_threshold(0)
+                .with_failure_threshold(0)
                 .validate()
                 .is_err()
         );
         assert!(
             CircuitBreakerOptions::new()
-                .cool_down(Duration::ZERO)
+                .with_cool_down(Duration::ZERO)
                 .validate()
                 .is_err()
         );
         assert!(
             CircuitBreakerOptions::disabled()
-                .failure_threshold(0)
+                .with_failure_threshold(0)
                 .validate()
                 .is_ok()
         );

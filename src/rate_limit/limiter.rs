@@ -14,7 +14,6 @@ use crate::core::service::RedisService;
 /// ```
 /// use redis_atomics::rate_limit::CheckOptions;
 /// let opts = CheckOptions::new().cost(5).request_id("req-8f1c");
-/// assert_eq!(opts.get_cost(), 5);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOptions {
@@ -83,11 +82,6 @@ impl CheckOptions {
     pub fn at(mut self, now_us: u64) -> Self {
         self.at = Some(now_us);
         self
-    }
-
-    /// The cost set (1 unless changed).
-    pub fn get_cost(&self) -> u32 {
-        self.cost
     }
 }
 

@@ -16,9 +16,9 @@ async fn redis_down_degrades_and_the_breaker_recovers() {
         .response_timeout(Duration::from_millis(300))
         .circuit_breaker(
             CircuitBreakerOptions::new()
-                .failure_threshold(2)
+                .with_failure_threshold(2)
                 // Long enough that it is still open when checked below.
-                .cool_down(Duration::from_secs(1)),
+                .with_cool_down(Duration::from_secs(1)),
         )
         .build()
         .unwrap();
@@ -216,8 +216,8 @@ async fn open_breaker() -> (support::RedisServer, RedisService) {
         .retry_count(0)
         .circuit_breaker(
             CircuitBreakerOptions::new()
-                .failure_threshold(1)
-                .cool_down(Duration::from_secs(3600)),
+                .with_failure_threshold(1)
+                .with_cool_down(Duration::from_secs(3600)),
         )
         .build()
         .unwrap();

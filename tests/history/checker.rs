@@ -263,7 +263,8 @@ fn invalidations(plan: &Plan, history: &History) -> Vec<Violation> {
             .iter()
             .find(|o| o.seq == p.op)
             .is_some_and(|o| o.maybe_degraded);
-        if effective < i_inv && !(degraded_producer && !from_redis(history, r, p.op)) {
+        let exempt = degraded_producer && !from_redis(history, r, p.op);
+        if effective < i_inv && !exempt {
             let (kind, path) = if from_redis(history, r, p.op) {
                 (
                     "stale value stored after the invalidation",

@@ -67,8 +67,8 @@ impl Topology {
             .response_timeout(Duration::from_millis(400))
             .circuit_breaker(
                 CircuitBreakerOptions::new()
-                    .failure_threshold(5)
-                    .cool_down(Duration::from_millis(500)),
+                    .with_failure_threshold(5)
+                    .with_cool_down(Duration::from_millis(500)),
             )
             .build()
             .expect("valid config")
