@@ -2,9 +2,9 @@
 
 use super::*;
 
-both!(same_microsecond_requests_all_count);
-async fn same_microsecond_requests_all_count(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(same_microsecond_requests_all_count);
+async fn same_microsecond_requests_all_count(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 10, Duration::from_secs(60));
         let at = CheckOptions::new().at(BASE_US + 7);
@@ -22,9 +22,9 @@ async fn same_microsecond_requests_all_count(cluster: bool) {
     }
 }
 
-both!(a_request_id_is_counted_once);
-async fn a_request_id_is_counted_once(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(a_request_id_is_counted_once);
+async fn a_request_id_is_counted_once(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 3, Duration::from_secs(60));
         let at = |t: u64, id: &str| CheckOptions::new().at(BASE_US + t).request_id(id);
@@ -53,9 +53,9 @@ async fn a_request_id_is_counted_once(cluster: bool) {
     }
 }
 
-both!(every_key_has_a_ttl_close_to_its_window);
-async fn every_key_has_a_ttl_close_to_its_window(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(every_key_has_a_ttl_close_to_its_window);
+async fn every_key_has_a_ttl_close_to_its_window(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = svc
             .rate_limiter_builder("ttl", algo)
@@ -89,9 +89,9 @@ async fn every_key_has_a_ttl_close_to_its_window(cluster: bool) {
     }
 }
 
-both!(peek_does_not_consume_and_reset_clears);
-async fn peek_does_not_consume_and_reset_clears(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(peek_does_not_consume_and_reset_clears);
+async fn peek_does_not_consume_and_reset_clears(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 3, Duration::from_secs(60));
         for _ in 0..10 {
