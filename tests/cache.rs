@@ -14,33 +14,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use redis_atomics::{Args, CacheOptions, CircuitBreakerOptions, RedisConfig, RedisService, cached};
+use support::Deployment::{Cluster, Standalone};
+use support::{raw_exists, service, service_in, services};
 use tokio::sync::Barrier;
-
-async fn standalone() -> RedisService {
-    let server = support::shared_server().await;
-    RedisService::connect(RedisConfig::new(server.url()).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn cluster() -> RedisService {
-    let cluster = support::shared_cluster().await;
-    let config = RedisConfig::builder()
-        .cluster_nodes(cluster.nodes())
-        .build()
-        .unwrap();
-    RedisService::connect(config).await.unwrap()
-}
-
-async fn exists(svc: &RedisService, key: &str) -> bool {
-    let mut conn = svc.connection();
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    n == 1
-}
 
 fn two_args(a: &str, b: &str) -> Args {
     Args::new().arg("a", a).arg("b", b)
@@ -154,7 +130,7 @@ proptest! {
 
 #[tokio::test]
 async fn results_are_cached_err_never_none_unless_skipped() {
-    let svc = standalone().await;
+    let svc = service(Standalone).await;
     let p = support::unique_prefix("calls");
     let calls = AtomicUsize::new(0);
     let users = svc.cache::<Option<String>>(
@@ -187,7 +163,7 @@ async fn results_are_cached_err_never_none_unless_skipped() {
         assert_eq!(v, None);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert!(exists(&svc, &users.key(&Args::new().arg("id", &2)).unwrap()).await);
+    assert!(raw_exists(&svc, &users.key(&Args::new().arg("id", &2)).unwrap()).await);
 
     // ...unless skip_cache_if says so.
     let skipping = svc.cache::<Option<String>>(
@@ -206,14 +182,14 @@ async fn results_are_cached_err_never_none_unless_skipped() {
         assert_eq!(v, None);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 4);
-    assert!(!exists(&svc, &skipping.key(&Args::new().arg("id", &2)).unwrap()).await);
+    assert!(!raw_exists(&svc, &skipping.key(&Args::new().arg("id", &2)).unwrap()).await);
 
     // Err is never cached.
     let fallible = svc.cache::<u32>("fallible", CacheOptions::new().key_prefix(&p));
     let args = Args::new().arg("x", "y");
     let r: Result<u32, &str> = fallible.call_result(&args, async { Err("down") }).await;
     assert_eq!(r, Err("down"));
-    assert!(!exists(&svc, &fallible.key(&args).unwrap()).await);
+    assert!(!raw_exists(&svc, &fallible.key(&args).unwrap()).await);
     let r: Result<u32, &str> = fallible.call_result(&args, async { Ok(5) }).await;
     assert_eq!(r, Ok(5));
     let r: Result<u32, &str> = fallible
@@ -224,14 +200,8 @@ async fn results_are_cached_err_never_none_unless_skipped() {
 
 #[tokio::test]
 async fn keys_follow_the_documented_format() {
-    let server = support::shared_server().await;
     let p = support::unique_prefix("fmt");
-    let config = RedisConfig::builder()
-        .url(server.url())
-        .namespace(format!("{p}-app"))
-        .build()
-        .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = service_in(Standalone, &format!("{p}-app")).await;
     let f = svc.cache::<u32>("search", CacheOptions::new().key_prefix("v2"));
     let args = Args::new().arg("q", "a:b c").arg("page", &2);
     assert_eq!(
@@ -239,7 +209,7 @@ async fn keys_follow_the_documented_format() {
         format!("{p}-app:v2:search:q=a%3Ab%20c:page=2")
     );
     let _ = f.call(&args, async { 1 }).await;
-    assert!(exists(&svc, &format!("{p}-app:v2:search:q=a%3Ab%20c:page=2")).await);
+    assert!(raw_exists(&svc, &format!("{p}-app:v2:search:q=a%3Ab%20c:page=2")).await);
     // The namespace option overrides the service's.
     let g = svc.cache::<u32>(
         "search",
@@ -287,19 +257,19 @@ async fn invalidation(svc: RedisService) {
     }
     assert_eq!(no_args.call(&Args::new(), async { 1 }).await, 1);
     let one = Args::new().arg("i", &7).arg("tricky", "*?[]{x}");
-    assert!(exists(&svc, &f.key(&one).unwrap()).await);
+    assert!(raw_exists(&svc, &f.key(&one).unwrap()).await);
     assert_eq!(f.invalidate(&one).await.unwrap(), 1);
     assert_eq!(f.invalidate(&one).await.unwrap(), 0);
-    assert!(!exists(&svc, &f.key(&one).unwrap()).await);
+    assert!(!raw_exists(&svc, &f.key(&one).unwrap()).await);
 
     assert_eq!(f.invalidate_all().await.unwrap(), n as u64 - 1 + 1);
     assert_eq!(f.invalidate_all().await.unwrap(), 0);
     for i in 0..n {
         let args = Args::new().arg("i", &i).arg("tricky", "*?[]{x}");
-        assert!(!exists(&svc, &f.key(&args).unwrap()).await);
+        assert!(!raw_exists(&svc, &f.key(&args).unwrap()).await);
         for c in [&f_other_prefix, &g, &f_star, &f_plain_ns] {
             assert!(
-                exists(&svc, &c.key(&args).unwrap()).await,
+                raw_exists(&svc, &c.key(&args).unwrap()).await,
                 "{}",
                 c.key(&args).unwrap()
             );
@@ -314,12 +284,12 @@ async fn invalidation(svc: RedisService) {
 
 #[tokio::test]
 async fn invalidate_and_invalidate_all_standalone() {
-    invalidation(standalone().await).await;
+    invalidation(service(Standalone).await).await;
 }
 
 #[tokio::test]
 async fn invalidate_and_invalidate_all_cluster() {
-    invalidation(cluster().await).await;
+    invalidation(service(Cluster).await).await;
 }
 
 /// 200 callers over `services`, released together by a barrier, call one
@@ -379,26 +349,18 @@ async fn slow() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-async fn four(connect: impl AsyncFn() -> RedisService) -> Vec<RedisService> {
-    let mut svcs = Vec::new();
-    for _ in 0..4 {
-        svcs.push(connect().await);
-    }
-    svcs
-}
-
 #[tokio::test]
 async fn herd_protection_computes_once_standalone_and_cluster() {
-    assert_eq!(herd(four(standalone).await, true, slow).await, 1);
-    assert_eq!(herd(four(cluster).await, true, slow).await, 1);
+    assert_eq!(herd(services(Standalone, 4).await, true, slow).await, 1);
+    assert_eq!(herd(services(Cluster, 4).await, true, slow).await, 1);
 }
 
 /// The same on 4 worker threads: each service's single-flight map is
 /// joined from several threads at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn herd_protection_on_4_threads_computes_once_standalone_and_cluster() {
-    assert_eq!(herd(four(standalone).await, true, slow).await, 1);
-    assert_eq!(herd(four(cluster).await, true, slow).await, 1);
+    assert_eq!(herd(services(Standalone, 4).await, true, slow).await, 1);
+    assert_eq!(herd(services(Cluster, 4).await, true, slow).await, 1);
 }
 
 /// Without protection every one of the 200 concurrent misses computes (the
@@ -415,7 +377,7 @@ async fn without_protection_every_miss_computes() {
             started.wait().await;
         }
     };
-    let svcs = vec![standalone().await, standalone().await];
+    let svcs = vec![service(Standalone).await, service(Standalone).await];
     assert_eq!(herd(svcs, false, all_started).await, HERD);
 }
 
@@ -428,7 +390,7 @@ async fn a_dead_redis_still_answers_calls() {
         .circuit_breaker(CircuitBreakerOptions::new().with_failure_threshold(1))
         .build()
         .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = support::connect(config).await;
     let f = svc.cache::<u32>("f", CacheOptions::new());
     assert_eq!(f.call(&Args::new().arg("x", &1), async { 1 }).await, 1);
     server.stop();
@@ -489,7 +451,7 @@ async fn numbers(service: &RedisService, mut n: u32) -> Result<Vec<u32>, String>
 #[tokio::test]
 async fn the_cached_attribute() {
     let p = support::unique_prefix("macro");
-    let svc = standalone().await.with_namespace(&p);
+    let svc = service(Standalone).await.with_namespace(&p);
     user_by_id_invalidate_all(&svc).await.unwrap();
     let before = LOOKUPS.load(Ordering::SeqCst);
     for _ in 0..3 {
@@ -499,7 +461,7 @@ async fn the_cached_attribute() {
     assert_eq!(user_by_id(&svc, 0, "acme".into()).await, None);
     assert_eq!(user_by_id(&svc, 0, "acme".into()).await, None);
     assert_eq!(LOOKUPS.load(Ordering::SeqCst) - before, 2);
-    assert!(exists(&svc, &format!("{p}:macro-test:user_by_id:id=7:tenant=acme")).await);
+    assert!(raw_exists(&svc, &format!("{p}:macro-test:user_by_id:id=7:tenant=acme")).await);
 
     assert_eq!(
         user_by_id_invalidate(&svc, 7, "acme".into()).await.unwrap(),

@@ -22,58 +22,8 @@ use redis_atomics::{
     CircuitBreakerOptions, CircuitState, ComputeError, ComputeOptions, ErrorKind, RedisConfig,
     RedisService,
 };
+use support::{Deployment, raw_exists, raw_get, services};
 use tokio::sync::Notify;
-
-async fn standalone_services(n: usize) -> Vec<RedisService> {
-    let server = support::shared_server().await;
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let config = RedisConfig::new(server.url()).unwrap();
-        out.push(RedisService::connect(config).await.unwrap());
-    }
-    out
-}
-
-async fn cluster_services(n: usize) -> Vec<RedisService> {
-    let cluster = support::shared_cluster().await;
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let config = RedisConfig::builder()
-            .cluster_nodes(cluster.nodes())
-            .build()
-            .unwrap();
-        out.push(RedisService::connect(config).await.unwrap());
-    }
-    out
-}
-
-async fn services(cluster: bool, n: usize) -> Vec<RedisService> {
-    if cluster {
-        cluster_services(n).await
-    } else {
-        standalone_services(n).await
-    }
-}
-
-/// Reads a key with a raw connection (no namespace, no crate code).
-async fn raw_exists(svc: &RedisService, key: &str) -> bool {
-    let mut conn = svc.connection();
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    n == 1
-}
-
-async fn raw_get(svc: &RedisService, key: &str) -> Option<Vec<u8>> {
-    let mut conn = svc.connection();
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap()
-}
 
 /// Polls `cond` until it holds; fails saying `what` if it does not within
 /// `bound` (a liveness bound, never a timing goal: keep it far above what a
@@ -419,7 +369,7 @@ async fn cancelled_holder_releases_its_lock_cluster() {
 #[tokio::test]
 async fn cancelled_while_get_or_lock_is_in_flight_releases_the_lease() {
     let server = support::shared_server().await;
-    let direct = standalone_services(1).await.remove(0);
+    let direct = services(Deployment::Standalone, 1).await.remove(0);
     // The scripts are loaded, so EVALSHA runs at once (no NOSCRIPT reply
     // to lose before the script ever ran).
     direct.preload().await.unwrap();
@@ -431,7 +381,7 @@ async fn cancelled_while_get_or_lock_is_in_flight_releases_the_lease() {
         .call_deadline(Duration::from_secs(120))
         .build()
         .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = support::connect(config).await;
     let key = format!("{}:k", support::unique_prefix("cancel-in-flight"));
     let lock = redis_atomics::keys::lock_key(&key);
     // With early refresh the first request is get_or_lock itself (no plain
@@ -565,7 +515,7 @@ async fn old_holder_never_deletes_the_new_lock_cluster() {
 
 #[tokio::test]
 async fn auto_extend_keeps_the_lock_past_its_ttl() {
-    let svcs = standalone_services(2).await;
+    let svcs = services(Deployment::Standalone, 2).await;
     let key = format!("{}:k", support::unique_prefix("extend"));
     let lock = redis_atomics::keys::lock_key(&key);
     let computations = Arc::new(AtomicUsize::new(0));

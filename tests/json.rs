@@ -3,17 +3,16 @@
 
 #[path = "json/batch.rs"]
 mod batch;
-mod helpers;
 mod support;
 
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use helpers::{both, pttl, raw, standalone};
 use redis_atomics::{ErrorKind, SetOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use support::{Deployment, both, pttl, raw, service_in};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {
@@ -82,7 +81,7 @@ async fn null_stored_is_not_missing() {
 
 #[tokio::test]
 async fn nx_xx_and_expiry() {
-    let svc = standalone(&support::unique_prefix("nxxx")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("nxxx")).await;
     assert!(!svc.set_json("k", &1, SetOptions::new().xx()).await.unwrap());
     assert!(svc.set_json("k", &1, SetOptions::new().nx()).await.unwrap());
     assert!(!svc.set_json("k", &2, SetOptions::new().nx()).await.unwrap());
@@ -115,9 +114,18 @@ async fn empty_map_and_list_values() {
             .await
             .unwrap();
         svc.set_json("s", &"", SetOptions::new()).await.unwrap();
-        assert_eq!(raw::<String>(&svc, &[&"GET", &svc.key("m")]).await, "{}");
-        assert_eq!(raw::<String>(&svc, &[&"GET", &svc.key("l")]).await, "[]");
-        assert_eq!(raw::<String>(&svc, &[&"GET", &svc.key("s")]).await, "\"\"");
+        assert_eq!(
+            raw::<String>(&svc, redis::cmd("GET").arg(svc.key("m"))).await,
+            "{}"
+        );
+        assert_eq!(
+            raw::<String>(&svc, redis::cmd("GET").arg(svc.key("l"))).await,
+            "[]"
+        );
+        assert_eq!(
+            raw::<String>(&svc, redis::cmd("GET").arg(svc.key("s"))).await,
+            "\"\""
+        );
         let got: HashMap<String, Value> = svc.mget_json(&["m", "l", "s"]).await.unwrap();
         assert_eq!(got["m"], json!({}), "{label}");
         assert_eq!(got["l"], json!([]));
@@ -169,13 +177,13 @@ async fn unicode_and_awkward_keys() {
 
 #[tokio::test]
 async fn ten_megabyte_value() {
-    let svc = standalone(&support::unique_prefix("huge")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("huge")).await;
     let big = "é".repeat(5 * 1024 * 1024); // 10 MB of UTF-8
     let value = json!({"blob": big, "n": 1});
     svc.set_json("big", &value, SetOptions::new())
         .await
         .unwrap();
-    let len: u64 = raw(&svc, &[&"STRLEN", &svc.key("big")]).await;
+    let len: u64 = raw(&svc, redis::cmd("STRLEN").arg(svc.key("big"))).await;
     assert!(len > 10 * 1024 * 1024, "{len}");
     assert_eq!(
         svc.get_json::<Value>("big").await.unwrap(),
@@ -193,7 +201,7 @@ async fn ten_megabyte_value() {
 async fn wrong_type_is_a_clear_error_and_the_list_is_untouched() {
     for (label, svc) in both("wrongtype").await {
         let list = svc.key("list");
-        let _: i64 = raw(&svc, &[&"RPUSH", &list, &"a", &"b"]).await;
+        let _: i64 = raw(&svc, redis::cmd("RPUSH").arg(&list).arg("a").arg("b")).await;
         let err = svc.get_json::<Value>("list").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::WrongType, "{label} {err}");
         assert_eq!(err.key(), Some(list.as_str()));
@@ -210,14 +218,14 @@ async fn wrong_type_is_a_clear_error_and_the_list_is_untouched() {
         svc.set_json("ok", &1, SetOptions::new()).await.unwrap();
         let got: HashMap<String, i32> = svc.mget_json(&["list", "ok"]).await.unwrap();
         assert_eq!(got, HashMap::from([("ok".to_string(), 1)]));
-        let items: Vec<String> = raw(&svc, &[&"LRANGE", &list, &0, &-1]).await;
+        let items: Vec<String> = raw(&svc, redis::cmd("LRANGE").arg(&list).arg(0).arg(-1)).await;
         assert_eq!(items, ["a", "b"], "{label}: the list is untouched");
     }
 }
 
 #[tokio::test]
 async fn nested_decode_error_names_key_and_path() {
-    let svc = standalone(&support::unique_prefix("path")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("path")).await;
     svc.set_json(
         "u",
         &json!({"name": "x", "address": {"zip": 1}}),
@@ -252,7 +260,11 @@ async fn hash_helpers() {
         );
         assert_eq!(svc.hset_json("h", "a", &user("A")).await.unwrap(), 0);
         assert_eq!(svc.hset_json("h", "b", &user("b")).await.unwrap(), 1);
-        let _: i64 = raw(&svc, &[&"HSET", &svc.key("h"), &"bad", &"{"]).await;
+        let _: i64 = raw(
+            &svc,
+            redis::cmd("HSET").arg(svc.key("h")).arg("bad").arg("{"),
+        )
+        .await;
         assert_eq!(
             svc.hget_json::<User>("h", "a").await.unwrap(),
             Some(user("A"))
@@ -265,7 +277,7 @@ async fn hash_helpers() {
             HashMap::from([("a".into(), user("A")), ("b".into(), user("b"))]),
             "{label}: the invalid field is skipped"
         );
-        let text: String = raw(&svc, &[&"HGET", &svc.key("h"), &"b"]).await;
+        let text: String = raw(&svc, redis::cmd("HGET").arg(svc.key("h")).arg("b")).await;
         assert_eq!(text, serde_json::to_string(&user("b")).unwrap());
     }
 }
@@ -289,7 +301,7 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 #[tokio::test]
 async fn interop_with_redis_cli() {
     let server = support::shared_server().await;
-    let svc = standalone(&support::unique_prefix("cli")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("cli")).await;
     let value = json!({"name": "Zoë", "tags": ["a", "b"], "n": 1.5, "ok": true, "none": null});
     svc.set_json("doc", &value, SetOptions::new())
         .await

@@ -10,19 +10,8 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use redis_atomics::cache::{Args, CacheOptions};
-use redis_atomics::{
-    Algorithm, ComputeError, ComputeOptions, Quota, RedisConfig, RedisService, SetOptions,
-};
+use redis_atomics::{Algorithm, ComputeError, ComputeOptions, Quota, RedisService, SetOptions};
 use serde_json::json;
-
-async fn service(url: &str) -> RedisService {
-    let config = RedisConfig::builder()
-        .url(url)
-        .namespace("leak")
-        .build()
-        .unwrap();
-    RedisService::connect(config).await.unwrap()
-}
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
@@ -186,7 +175,7 @@ async fn all_keys(server: &support::RedisServer) -> Vec<(String, i64)> {
 async fn after_mixed_load_every_key_expires_and_no_lock_is_left() {
     // A private server: the test counts every key in it.
     let server = support::RedisServer::start();
-    let svc = service(&server.url()).await;
+    let svc = support::service_at(&server.url(), "leak").await;
     let tasks: Vec<_> = (0..3)
         .map(|_| {
             let svc = svc.clone();

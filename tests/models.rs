@@ -2,15 +2,14 @@
 //! field path in every error; batch reads lenient and strict; standalone and
 //! cluster.
 
-mod helpers;
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use helpers::{both, pttl, raw, standalone};
 use redis_atomics::{ErrorKind, Invalid, SetOptions, Validate};
 use serde::{Deserialize, Serialize};
+use support::{Deployment, both, pttl, raw, service_in};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {
@@ -75,7 +74,7 @@ async fn model_roundtrip_and_missing() {
         );
         assert_eq!(svc.get_model::<User>("none").await.unwrap(), None);
         // Stored as plain JSON text.
-        let text: String = raw(&svc, &[&"GET", &svc.key("u")]).await;
+        let text: String = raw(&svc, redis::cmd("GET").arg(svc.key("u"))).await;
         assert_eq!(text, serde_json::to_string(&user("Ada", 36)).unwrap());
         // nx / xx / ex behave as set_json.
         assert!(
@@ -107,7 +106,7 @@ async fn model_roundtrip_and_missing() {
 
 #[tokio::test]
 async fn invalid_model_is_rejected_before_the_write() {
-    let svc = standalone(&support::unique_prefix("model-w")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("model-w")).await;
     let err = svc
         .set_model("u", &user("Ada", -1), SetOptions::new())
         .await
@@ -135,7 +134,7 @@ async fn invalid_model_is_rejected_before_the_write() {
 
 #[tokio::test]
 async fn invalid_stored_model_is_rejected_on_read() {
-    let svc = standalone(&support::unique_prefix("model-r")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("model-r")).await;
     // Another writer (set_json skips validation) stored a negative age.
     svc.set_json("u", &user("Ada", -5), SetOptions::new())
         .await
@@ -149,11 +148,9 @@ async fn invalid_stored_model_is_rejected_on_read() {
     // A decode failure names the nested path.
     let _: () = raw(
         &svc,
-        &[
-            &"SET",
-            &svc.key("z"),
-            &r#"{"name":"a","age":1,"address":{"zip":1}}"#,
-        ],
+        redis::cmd("SET")
+            .arg(svc.key("z"))
+            .arg(r#"{"name":"a","age":1,"address":{"zip":1}}"#),
     )
     .await;
     let err = svc.get_model::<User>("z").await.unwrap_err();
@@ -176,7 +173,11 @@ async fn batch_reads_skip_invalid_and_strict_reports_each() {
         svc.set_json("b", &user("b", -2), SetOptions::new())
             .await
             .unwrap();
-        let _: () = raw(&svc, &[&"SET", &svc.key("c"), &r#"{"name":"c"}"#]).await;
+        let _: () = raw(
+            &svc,
+            redis::cmd("SET").arg(svc.key("c")).arg(r#"{"name":"c"}"#),
+        )
+        .await;
         let keys = ["a", "b", "c", "d", "missing"];
 
         let got: HashMap<String, User> = svc.mget_models(&keys).await.unwrap();
@@ -263,7 +264,7 @@ async fn hash_models() {
 
 #[tokio::test]
 async fn containers_of_models_validate_each_element() {
-    let svc = standalone(&support::unique_prefix("model-vec")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("model-vec")).await;
     let list = vec![user("a", 1), user("b", -1)];
     let err = svc
         .set_model("list", &list, SetOptions::new())

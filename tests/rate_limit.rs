@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use redis_atomics::rate_limit::{Algorithm, CheckOptions, Decision, Quota, RateLimiter};
 use redis_atomics::{ErrorKind, RedisConfig, RedisService, keys};
+use support::{Deployment, existing, on_both, raw, service_in, test_service};
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
@@ -19,59 +20,9 @@ fn nz(n: u32) -> NonZeroU32 {
 
 const BASE_US: u64 = 1_800_000_000_000_000; // a logical clock for `CheckOptions::at`
 
-async fn connect(cluster: bool, namespace: &str) -> RedisService {
-    let builder = if cluster {
-        RedisConfig::builder().cluster_nodes(support::shared_cluster().await.nodes())
-    } else {
-        RedisConfig::builder().url(support::shared_server().await.url())
-    };
-    RedisService::connect(builder.namespace(namespace).build().unwrap())
-        .await
-        .unwrap()
-}
-
-async fn service(cluster: bool) -> RedisService {
-    connect(
-        cluster,
-        &support::unique_prefix(&support::current_test_name()),
-    )
-    .await
-}
-
 fn limiter(svc: &RedisService, algo: Algorithm, limit: u32, window: Duration) -> RateLimiter {
     svc.rate_limiter("t", algo, Quota::new(nz(limit), window))
         .unwrap()
-}
-
-async fn raw<T: redis::FromRedisValue>(svc: &RedisService, cmd: &mut redis::Cmd) -> T {
-    cmd.query_async(&mut svc.connection()).await.unwrap()
-}
-
-async fn existing(svc: &RedisService, keys: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for k in keys {
-        let n: u64 = raw(svc, redis::cmd("EXISTS").arg(k)).await;
-        if n > 0 {
-            out.push(k.clone());
-        }
-    }
-    out
-}
-
-/// Runs `$name(svc)` on a standalone server and on the shared cluster.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn standalone() {
-                super::$name(false).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn cluster() {
-                super::$name(true).await
-            }
-        }
-    };
 }
 
 #[path = "rate_limit/inputs.rs"]
@@ -79,13 +30,13 @@ mod inputs;
 #[path = "rate_limit/state.rs"]
 mod state;
 
-both!(exactly_the_limit_under_concurrency);
-async fn exactly_the_limit_under_concurrency(cluster: bool) {
+on_both!(exactly_the_limit_under_concurrency);
+async fn exactly_the_limit_under_concurrency(on: Deployment) {
     let ns = support::unique_prefix("conc");
     // Four services = four connections.
     let mut services = Vec::new();
     for _ in 0..4 {
-        services.push(connect(cluster, &ns).await);
+        services.push(service_in(on, &ns).await);
     }
     for algo in Algorithm::ALL {
         if algo == Algorithm::SlidingWindow {
@@ -128,16 +79,16 @@ async fn exactly_the_limit_under_concurrency(cluster: bool) {
 /// The sliding-window counter aligns windows to the clock; a run straddling a
 /// boundary would weigh the previous window. Wait until we are clear of one.
 async fn wait_clear_of_hour_boundary(svc: &RedisService) {
-    let (secs, _): (u64, u64) = raw(svc, &mut redis::cmd("TIME")).await;
+    let (secs, _): (u64, u64) = raw(svc, &redis::cmd("TIME")).await;
     let into = secs % 3600;
     if into > 3590 {
         tokio::time::sleep(Duration::from_secs(3600 - into + 1)).await;
     }
 }
 
-both!(timeline_matches_the_reference_model);
-async fn timeline_matches_the_reference_model(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(timeline_matches_the_reference_model);
+async fn timeline_matches_the_reference_model(on: Deployment) {
+    let svc = test_service(on).await;
     let lim = |limit, window_ms, burst| model::Lim {
         limit,
         window_ms,
@@ -272,9 +223,9 @@ async fn timeline(limiter: &RateLimiter, model: &mut model::Model, seed: u64) {
     );
 }
 
-both!(cost_above_one);
-async fn cost_above_one(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(cost_above_one);
+async fn cost_above_one(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 10, Duration::from_secs(3600));
         let at = CheckOptions::new().at(BASE_US);
@@ -323,9 +274,9 @@ async fn cost_above_one(cluster: bool) {
     );
 }
 
-both!(retry_after_is_honoured);
-async fn retry_after_is_honoured(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(retry_after_is_honoured);
+async fn retry_after_is_honoured(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 4, Duration::from_millis(1000));
         for _ in 0..4 {
@@ -364,9 +315,9 @@ async fn retry_after_is_honoured(cluster: bool) {
     }
 }
 
-both!(several_quotas_all_or_nothing);
-async fn several_quotas_all_or_nothing(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(several_quotas_all_or_nothing);
+async fn several_quotas_all_or_nothing(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = svc
             .rate_limiter_builder("multi", algo)
@@ -456,9 +407,9 @@ async fn script_reply(
     raw(svc, &mut cmd).await
 }
 
-both!(a_denial_names_the_longest_exact_wait);
-async fn a_denial_names_the_longest_exact_wait(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(a_denial_names_the_longest_exact_wait);
+async fn a_denial_names_the_longest_exact_wait(on: Deployment) {
+    let svc = test_service(on).await;
     let at = |t: u64| CheckOptions::new().at(BASE_US + t);
     // GCRA, burst 1: one unit per 100,000 µs (quota 0) and per
     // 100,142.857… µs (quota 1, 7 per 701 ms). Waits are compared on the
@@ -532,9 +483,9 @@ async fn a_denial_names_the_longest_exact_wait(cluster: bool) {
     }
 }
 
-both!(denied_requests_are_not_recorded);
-async fn denied_requests_are_not_recorded(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(denied_requests_are_not_recorded);
+async fn denied_requests_are_not_recorded(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 5, Duration::from_millis(1000));
         // 10x the limit for two windows; a twin id gets only the allowed requests.

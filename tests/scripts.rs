@@ -3,17 +3,9 @@
 
 mod support;
 
-use redis_atomics::{Idempotency, RedisConfig, RedisService, scripts};
-
-async fn standalone(prefix: &str) -> RedisService {
-    let server = support::shared_server().await;
-    let config = RedisConfig::builder()
-        .url(server.url())
-        .namespace(prefix)
-        .build()
-        .unwrap();
-    RedisService::connect(config).await.unwrap()
-}
+use redis_atomics::{Idempotency, scripts};
+use support::Deployment::{Cluster, Standalone};
+use support::service_in;
 
 #[tokio::test]
 async fn embedded_sha1_equals_script_load() {
@@ -54,7 +46,7 @@ async fn every_lua_file_is_listed() {
 #[tokio::test]
 async fn script_flush_between_calls_is_invisible() {
     let p = support::unique_prefix("flush");
-    let svc = standalone(&p).await;
+    let svc = service_in(Standalone, &p).await;
     let server = support::shared_server().await;
     let mut raw = server
         .client()
@@ -107,7 +99,7 @@ async fn script_flush_between_calls_is_invisible() {
 #[tokio::test]
 async fn script_errors_are_not_retried_and_name_the_script() {
     let p = support::unique_prefix("scripterr");
-    let svc = standalone(&p).await;
+    let svc = service_in(Standalone, &p).await;
     // A zero TTL is refused by the script itself.
     let err = svc
         .eval_script::<u64, _>("mset_expire", &["k"], &["0", "v"], Idempotency::Idempotent)
@@ -126,7 +118,7 @@ async fn script_errors_are_not_retried_and_name_the_script() {
 #[tokio::test]
 async fn preload_loads_every_script() {
     let p = support::unique_prefix("preload");
-    let svc = standalone(&p).await;
+    let svc = service_in(Standalone, &p).await;
     let report = svc.preload().await.unwrap();
     assert_eq!(report.loaded.len(), 1);
     assert!(report.failed.is_empty());
@@ -136,12 +128,7 @@ async fn preload_loads_every_script() {
 async fn cluster_scripts_on_every_node_with_flush_and_preload() {
     let cluster = support::shared_cluster().await;
     let p = support::unique_prefix("clscripts");
-    let config = RedisConfig::builder()
-        .cluster_nodes(cluster.nodes())
-        .namespace(&p)
-        .build()
-        .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = service_in(Cluster, &p).await;
     let report = svc.preload().await.unwrap();
     assert_eq!(report.loaded.len(), 3, "{report:?}");
 

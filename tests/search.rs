@@ -32,7 +32,7 @@ use redis_atomics::search::{
     DistanceMetric, Document, Filter, GeoUnit, HybridPolicy, IndexSchema, SchemaField, SearchIndex,
     VectorField,
 };
-use redis_atomics::{ErrorKind, RedisConfig, RedisService};
+use redis_atomics::{ErrorKind, RedisService};
 use serde::Deserialize;
 
 /// A service on the shared search server, namespaced for this test; `None`
@@ -43,12 +43,7 @@ async fn search_service() -> Option<RedisService> {
 }
 
 async fn connect(url: &str, test: &str) -> RedisService {
-    let config = RedisConfig::builder()
-        .url(url)
-        .namespace(support::unique_prefix(test))
-        .build()
-        .unwrap();
-    RedisService::connect(config).await.unwrap()
+    support::service_at(url, &support::unique_prefix(test)).await
 }
 
 /// A service on the plain shared server (no search module): enough to render.

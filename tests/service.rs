@@ -7,17 +7,8 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis_atomics::{ErrorKind, RedisConfig, RedisService, SetOptions, Ttl};
-
-async fn service(namespace: Option<&str>) -> RedisService {
-    let server = support::shared_server().await;
-    let mut builder = RedisConfig::builder().url(server.url());
-    if let Some(ns) = namespace {
-        builder = builder.namespace(ns);
-    }
-    RedisService::connect(builder.build().unwrap())
-        .await
-        .unwrap()
-}
+use support::Deployment::{Cluster, Standalone};
+use support::{service, service_in};
 
 async fn raw() -> redis::aio::MultiplexedConnection {
     let server = support::shared_server().await;
@@ -31,7 +22,7 @@ async fn raw() -> redis::aio::MultiplexedConnection {
 #[tokio::test]
 async fn without_namespace_keys_are_untouched() {
     let p = support::unique_prefix("plain");
-    let svc = service(None).await;
+    let svc = service(Standalone).await;
     let key = format!("{p}:k");
     assert_eq!(svc.key(&key), key);
     assert!(svc.set(&key, "v", SetOptions::new()).await.unwrap());
@@ -42,7 +33,7 @@ async fn without_namespace_keys_are_untouched() {
 #[tokio::test]
 async fn global_namespace_view_and_override() {
     let p = support::unique_prefix("ns");
-    let global = service(Some(&format!("{p}-app"))).await;
+    let global = service_in(Standalone, &format!("{p}-app")).await;
     global.set("k", "global", SetOptions::new()).await.unwrap();
 
     let view = global.with_namespace(format!("{p}-v2"));
@@ -83,7 +74,7 @@ async fn global_namespace_view_and_override() {
 #[tokio::test]
 async fn set_get_nx_xx_ex() {
     let p = support::unique_prefix("setget");
-    let svc = service(Some(&p)).await;
+    let svc = service_in(Standalone, &p).await;
     assert_eq!(svc.get::<String>("missing").await.unwrap(), None);
 
     assert!(
@@ -125,7 +116,7 @@ async fn set_get_nx_xx_ex() {
 #[tokio::test]
 async fn delete_exists_expire() {
     let p = support::unique_prefix("del");
-    let svc = service(Some(&p)).await;
+    let svc = service_in(Standalone, &p).await;
     for k in ["a", "b", "c"] {
         svc.set(k, k, SetOptions::new()).await.unwrap();
     }
@@ -144,7 +135,7 @@ async fn delete_exists_expire() {
 #[tokio::test]
 async fn invalid_options_fail_before_any_round_trip() {
     let p = support::unique_prefix("invalid");
-    let svc = service(Some(&p)).await;
+    let svc = service_in(Standalone, &p).await;
     let err = svc
         .set("k", "v", SetOptions::new().ex(Duration::ZERO))
         .await
@@ -222,14 +213,8 @@ async fn from_an_existing_connection() {
 
 #[tokio::test]
 async fn cluster_basic_operations_on_every_primary() {
-    let cluster = support::shared_cluster().await;
     let p = support::unique_prefix("cl");
-    let config = RedisConfig::builder()
-        .cluster_nodes(cluster.nodes())
-        .namespace(&p)
-        .build()
-        .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = service_in(Cluster, &p).await;
     assert!(svc.is_cluster());
     assert_eq!(svc.primaries().await.unwrap().len(), 3);
 

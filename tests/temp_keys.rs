@@ -2,19 +2,18 @@
 //! a safety TTL always applies; string, JSON and model values; standalone and
 //! cluster.
 
-mod helpers;
 mod support;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use helpers::{both, pttl, raw, standalone};
 use redis_atomics::{
     DEFAULT_TEMPORARY_TTL, Error, ErrorKind, Invalid, RedisService, TempValue, Validate,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use support::{Deployment, both, pttl, raw, service_in};
 
 /// Waits (bounded) for a background delete spawned by a dropped guard.
 async fn wait_gone(svc: &RedisService, key: &str) {
@@ -78,7 +77,7 @@ async fn guard_with_default_ttl_and_explicit_delete() {
 
 #[tokio::test]
 async fn keep_disarms_the_guard() {
-    let svc = standalone(&support::unique_prefix("tmp-keep")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("tmp-keep")).await;
     let guard = svc
         .temporary_key("k", "v", Some(Duration::from_secs(30)))
         .await
@@ -185,7 +184,11 @@ async fn deleted_when_cancelled_by_timeout_or_abort() {
 
 #[tokio::test]
 async fn string_json_and_model_values() {
-    let svc = standalone(&support::unique_prefix("tmp-values")).await;
+    let svc = service_in(
+        Deployment::Standalone,
+        &support::unique_prefix("tmp-values"),
+    )
+    .await;
     let g1 = svc
         .temporary_key("s", String::from("text"), None)
         .await
@@ -199,9 +202,12 @@ async fn string_json_and_model_values() {
         .temporary_key("b", &b"\x00\xffbytes"[..], None)
         .await
         .unwrap();
-    assert_eq!(raw::<String>(&svc, &[&"GET", &svc.key("s")]).await, "text");
     assert_eq!(
-        raw::<String>(&svc, &[&"GET", &svc.key("j")]).await,
+        raw::<String>(&svc, redis::cmd("GET").arg(svc.key("s"))).await,
+        "text"
+    );
+    assert_eq!(
+        raw::<String>(&svc, redis::cmd("GET").arg(svc.key("j"))).await,
         r#"[1,"ü"]"#
     );
     assert_eq!(
@@ -209,7 +215,7 @@ async fn string_json_and_model_values() {
         Some(Job { id: 7 })
     );
     assert_eq!(
-        raw::<Vec<u8>>(&svc, &[&"GET", &svc.key("b")]).await,
+        raw::<Vec<u8>>(&svc, redis::cmd("GET").arg(svc.key("b"))).await,
         b"\x00\xffbytes"
     );
     for g in [g1, g2, g3, g4] {
@@ -233,7 +239,7 @@ fn guard_dropped_outside_a_runtime_leaves_the_key_to_its_ttl() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let p = support::unique_prefix("tmp-nort");
     let (svc, guard) = rt.block_on(async {
-        let svc = standalone(&p).await;
+        let svc = service_in(Deployment::Standalone, &p).await;
         let guard = svc
             .temporary_key("k", "v", Some(Duration::from_secs(60)))
             .await
@@ -253,8 +259,8 @@ async fn many_concurrent_scopes_on_several_connections() {
     let p = support::unique_prefix("tmp-conc");
     let mut services = Vec::new();
     for _ in 0..2 {
-        services.push(standalone(&p).await);
-        services.push(helpers::cluster(&p).await);
+        services.push(service_in(Deployment::Standalone, &p).await);
+        services.push(service_in(Deployment::Cluster, &p).await);
     }
     let mut tasks = Vec::new();
     for t in 0..64 {

@@ -22,7 +22,7 @@ async fn keys_under(svc: &RedisService, prefix: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_ttl_past_the_bound_is_rejected_before_any_round_trip() {
-    let svc = standalone().await;
+    let svc = service(Standalone).await;
     let too_long = Duration::from_millis(MAX_TTL_MS + 1);
     let err = ComputeOptions::new().ttl(too_long).validate().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
@@ -73,8 +73,8 @@ async fn invalidate_all_leaves_nothing_behind(svc: RedisService) {
 
 #[tokio::test]
 async fn invalidate_all_removes_companion_keys_standalone_and_cluster() {
-    invalidate_all_leaves_nothing_behind(standalone().await).await;
-    invalidate_all_leaves_nothing_behind(cluster().await).await;
+    invalidate_all_leaves_nothing_behind(service(Standalone).await).await;
+    invalidate_all_leaves_nothing_behind(service(Cluster).await).await;
 }
 
 async fn a_wrong_type_key_is_an_error_not_an_outage(svc: RedisService) {
@@ -115,13 +115,13 @@ async fn a_wrong_type_key_is_an_error_not_an_outage(svc: RedisService) {
 
 #[tokio::test]
 async fn only_unavailability_degrades_standalone_and_cluster() {
-    a_wrong_type_key_is_an_error_not_an_outage(standalone().await).await;
-    a_wrong_type_key_is_an_error_not_an_outage(cluster().await).await;
+    a_wrong_type_key_is_an_error_not_an_outage(service(Standalone).await).await;
+    a_wrong_type_key_is_an_error_not_an_outage(service(Cluster).await).await;
 }
 
 #[tokio::test]
 async fn keys_are_injective_across_json_types() {
-    let svc = standalone().await;
+    let svc = service(Standalone).await;
     let f = svc.cache::<String>(&support::unique_prefix("types"), CacheOptions::new());
     let pairs: Vec<(serde_json::Value, serde_json::Value)> = vec![
         (

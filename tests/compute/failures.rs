@@ -22,7 +22,7 @@ async fn redis_down_degrades_and_the_breaker_recovers() {
         )
         .build()
         .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = support::connect(config).await;
     let opts = ComputeOptions::new().ttl(Duration::from_secs(60));
     let v: u32 = svc
         .get_or_compute("k", async { 1 }, opts.clone())
@@ -73,7 +73,7 @@ async fn redis_down_degrades_and_the_breaker_recovers() {
 
 #[tokio::test]
 async fn lock_scripts_guard_by_token() {
-    let svc = &standalone_services(1).await[0];
+    let svc = &services(Deployment::Standalone, 1).await[0];
     let lock = format!("{{{}:k}}:lock", support::unique_prefix("tok"));
     let mut conn = svc.connection();
     let _: () = redis::cmd("SET")
@@ -125,7 +125,7 @@ async fn redis_killed_mid_computation() {
             .response_timeout(Duration::from_millis(500))
             .build()
             .unwrap();
-        svcs.push(RedisService::connect(config).await.unwrap());
+        svcs.push(support::connect(config).await);
     }
     // Computations wait here until Redis is gone (closed: all pass).
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
@@ -169,7 +169,7 @@ async fn redis_killed_mid_computation() {
 /// `max_wait` bounds how long the others wait for it.
 #[tokio::test]
 async fn max_wait_bounds_the_wait_for_a_hung_holder() {
-    let svcs = standalone_services(2).await;
+    let svcs = services(Deployment::Standalone, 2).await;
     let key = format!("{}:k", support::unique_prefix("max-wait"));
     let started = Arc::new(Notify::new());
     let hung = {
@@ -221,7 +221,7 @@ async fn open_breaker() -> (support::RedisServer, RedisService) {
         )
         .build()
         .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = support::connect(config).await;
     server.stop();
     let v: u32 = svc
         .get_or_compute("open", async { 1 }, ComputeOptions::new())
@@ -297,7 +297,7 @@ async fn breaker_open_calls_let_other_tasks_run() {
 /// the script with CROSSSLOT.
 #[tokio::test]
 async fn keys_with_stray_braces_work_on_a_cluster() {
-    let svc = cluster_services(1).await.remove(0);
+    let svc = services(Deployment::Cluster, 1).await.remove(0);
     let p = support::unique_prefix("braces");
     for (i, key) in ["a}b", "{b", "x{}y", "}{"].into_iter().enumerate() {
         let key = format!("{key}:{p}");

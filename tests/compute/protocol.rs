@@ -146,7 +146,7 @@ async fn an_expired_holder_never_overwrites_standalone_and_cluster() {
 /// A caller in the same process as a hung holder waits at most `max_wait`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_wait_bounds_the_wait_on_a_leader_of_the_same_process() {
-    let svcs = standalone_services(1).await;
+    let svcs = services(Deployment::Standalone, 1).await;
     let key = format!("{}:k", support::unique_prefix("same-process"));
     let (hung, _release) = start_held(&svcs[0], &key, "never", ComputeOptions::new()).await;
     let opts = ComputeOptions::new().max_wait(Duration::from_millis(200));
@@ -201,7 +201,7 @@ async fn a_user_key_named_like_our_lock_is_never_touched_standalone_and_cluster(
 /// A foreign lock without max_wait is waited on for one lock_ttl, not forever.
 #[tokio::test]
 async fn a_foreign_lock_without_max_wait_costs_one_lock_ttl() {
-    let svcs = standalone_services(1).await;
+    let svcs = services(Deployment::Standalone, 1).await;
     let key = format!("{}:k", support::unique_prefix("foreign-ttl"));
     let lock = redis_atomics::keys::lock_key(&key);
     let mut conn = svcs[0].connection();
@@ -226,9 +226,7 @@ async fn a_foreign_lock_without_max_wait_costs_one_lock_ttl() {
 async fn a_cancelled_refresh_releases_its_lease() {
     let server = support::shared_server().await;
     let proxy = support::proxy::FaultProxy::start(server.port());
-    let svc = RedisService::connect(RedisConfig::new(proxy.url()).unwrap())
-        .await
-        .unwrap();
+    let svc = support::connect(RedisConfig::new(proxy.url()).unwrap()).await;
     let key = format!("{}:k", support::unique_prefix("refresh-cancel"));
     let lock = redis_atomics::keys::lock_key(&key);
     // β huge: every hit refreshes.

@@ -5,7 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn raw_bytes_and_strings_are_stored_as_is() {
-    let svc = &standalone_services(1).await[0];
+    let svc = &services(Deployment::Standalone, 1).await[0];
     let p = support::unique_prefix("raw");
     let opts = ComputeOptions::new().serialize_json(false);
     let bytes = vec![0u8, 0xff, b'\n', 0x80];
@@ -48,7 +48,7 @@ async fn raw_bytes_and_strings_are_stored_as_is() {
 /// returns: with a 60 s lock TTL, it is gone the moment the error is back.
 #[tokio::test]
 async fn errors_are_not_cached_and_release_the_lock() {
-    let svc = &standalone_services(1).await[0];
+    let svc = &services(Deployment::Standalone, 1).await[0];
     let key = format!("{}:k", support::unique_prefix("err"));
     let r: Result<u32, ComputeError<String>> = svc
         .try_get_or_compute(
@@ -70,12 +70,7 @@ async fn errors_are_not_cached_and_release_the_lock() {
 async fn ttl_namespace_and_validation() {
     let server = support::shared_server().await;
     let p = support::unique_prefix("ttl");
-    let config = RedisConfig::builder()
-        .url(server.url())
-        .namespace(format!("{p}-ns"))
-        .build()
-        .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = support::service_in(Deployment::Standalone, &format!("{p}-ns")).await;
     let v: u32 = svc
         .get_or_compute(
             "k",
@@ -107,7 +102,7 @@ async fn ttl_namespace_and_validation() {
 
 #[tokio::test]
 async fn an_undecodable_value_is_recomputed() {
-    let svc = &standalone_services(1).await[0];
+    let svc = &services(Deployment::Standalone, 1).await[0];
     let key = format!("{}:k", support::unique_prefix("decode"));
     let mut conn = svc.connection();
     let _: () = redis::cmd("SET")
@@ -126,7 +121,7 @@ async fn an_undecodable_value_is_recomputed() {
 
 #[tokio::test]
 async fn early_refresh_recomputes_hot_entries_before_expiry() {
-    let svc = &standalone_services(1).await[0];
+    let svc = &services(Deployment::Standalone, 1).await[0];
     let key = format!("{}:k", support::unique_prefix("xfetch"));
     let computations = Arc::new(AtomicUsize::new(0));
     let compute = |n: Arc<AtomicUsize>| async move {
@@ -163,7 +158,7 @@ async fn early_refresh_recomputes_hot_entries_before_expiry() {
 
 #[tokio::test]
 async fn stats_count_hits_misses_waits_and_coalesced_calls() {
-    let svcs = standalone_services(2).await;
+    let svcs = services(Deployment::Standalone, 2).await;
     let key = format!("{}:k", support::unique_prefix("stats"));
     let before = svcs[0].cache_stats();
     let mut tasks = Vec::new();
@@ -207,7 +202,7 @@ async fn stats_count_hits_misses_waits_and_coalesced_calls() {
 /// none of them can have seen its new value), however slow the machine.
 #[tokio::test]
 async fn concurrent_early_refresh_recomputes_once() {
-    let svcs = standalone_services(4).await;
+    let svcs = services(Deployment::Standalone, 4).await;
     let key = format!("{}:hot", support::unique_prefix("xfetch-herd"));
     let opts = ComputeOptions::new()
         .ttl(Duration::from_secs(60))

@@ -9,8 +9,7 @@ use redis_atomics::{ErrorKind, RedisConfig, RedisService, SetOptions};
 use serde_json::{Value, json};
 
 use super::{User, user};
-use crate::helpers::{both, cluster, pttl, raw, standalone};
-use crate::support;
+use crate::support::{self, Deployment, both, pttl, raw, service_in};
 
 #[tokio::test]
 async fn empty_inputs_make_no_round_trip() {
@@ -64,14 +63,12 @@ async fn invalid_json_in_the_middle_of_an_mget() {
         svc.set_json("a", &user("a"), SetOptions::new())
             .await
             .unwrap();
-        let _: () = raw(&svc, &[&"SET", &svc.key("b"), &"{not json"]).await;
+        let _: () = raw(&svc, redis::cmd("SET").arg(svc.key("b")).arg("{not json")).await;
         let _: () = raw(
             &svc,
-            &[
-                &"SET",
-                &svc.key("c"),
-                &r#"{"name":"c","address":{"zip":7}}"#,
-            ],
+            redis::cmd("SET")
+                .arg(svc.key("c"))
+                .arg(r#"{"name":"c","address":{"zip":7}}"#),
         )
         .await;
         svc.set_json("d", &user("d"), SetOptions::new())
@@ -160,7 +157,7 @@ async fn mset_with_invalid_ttl_writes_nothing() {
 
 #[tokio::test]
 async fn mset_expire_script_is_all_or_nothing() {
-    let svc = standalone(&support::unique_prefix("atomic")).await;
+    let svc = service_in(Deployment::Standalone, &support::unique_prefix("atomic")).await;
     // One value short: the script refuses before its first write.
     let err = svc
         .eval_script::<u64, _>(
@@ -181,7 +178,7 @@ async fn mset_expire_script_is_all_or_nothing() {
     let oom = RedisService::connect(RedisConfig::new(server.url()).unwrap())
         .await
         .unwrap();
-    let info: String = raw(&oom, &[&"INFO", &"memory"]).await;
+    let info: String = raw(&oom, redis::cmd("INFO").arg("memory")).await;
     let used: u64 = info
         .lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
@@ -189,7 +186,14 @@ async fn mset_expire_script_is_all_or_nothing() {
         .trim()
         .parse()
         .unwrap();
-    let _: () = raw(&oom, &[&"CONFIG", &"SET", &"maxmemory", &(used / 2)]).await;
+    let _: () = raw(
+        &oom,
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(used / 2),
+    )
+    .await;
     let err = oom.set("probe", "1", SetOptions::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
     let err = oom
@@ -209,11 +213,11 @@ async fn mset_with_ttl_survives_a_script_flush() {
         .unwrap();
     let ttl = Some(Duration::from_secs(60));
     svc.mset_json([("a", 1), ("b", 2)], ttl).await.unwrap();
-    let _: () = raw(&svc, &[&"SCRIPT", &"FLUSH"]).await;
+    let _: () = raw(&svc, redis::cmd("SCRIPT").arg("FLUSH")).await;
     // EVALSHA meets NOSCRIPT, falls back to EVAL, which caches it again.
     svc.mset_json([("a", 3), ("b", 4)], ttl).await.unwrap();
     let sha = redis_atomics::scripts::get("mset_expire").unwrap().sha1();
-    let cached: Vec<bool> = raw(&svc, &[&"SCRIPT", &"EXISTS", &sha]).await;
+    let cached: Vec<bool> = raw(&svc, redis::cmd("SCRIPT").arg("EXISTS").arg(sha)).await;
     assert_eq!(cached, [true]);
     let got: HashMap<String, i32> = svc.mget_json(&["a", "b"]).await.unwrap();
     assert_eq!(got, HashMap::from([("a".into(), 3), ("b".into(), 4)]));
@@ -223,7 +227,7 @@ async fn mset_with_ttl_survives_a_script_flush() {
 #[tokio::test]
 async fn cluster_batches_span_every_primary() {
     let cluster_ref = support::shared_cluster().await;
-    let svc = cluster(&support::unique_prefix("spread")).await;
+    let svc = service_in(Deployment::Cluster, &support::unique_prefix("spread")).await;
     let keys: Vec<String> = (0..300).map(|i| format!("user:{i}")).collect();
     let primaries: BTreeSet<usize> = keys
         .iter()
@@ -250,7 +254,7 @@ async fn cluster_batches_span_every_primary() {
     assert_eq!(got["{team}:49"], json!(49));
     assert!(!got.contains_key("missing"));
     // The raw cluster sees namespaced keys with the exact JSON text.
-    let text: String = raw(&svc, &[&"GET", &svc.key("user:7")]).await;
+    let text: String = raw(&svc, redis::cmd("GET").arg(svc.key("user:7"))).await;
     assert_eq!(text, r#"{"id":"user:7"}"#);
 }
 
@@ -272,8 +276,8 @@ async fn concurrent_batches_on_several_connections() {
     let p = support::unique_prefix("conc");
     let mut services = Vec::new();
     for _ in 0..3 {
-        services.push(standalone(&p).await);
-        services.push(cluster(&p).await);
+        services.push(service_in(Deployment::Standalone, &p).await);
+        services.push(service_in(Deployment::Cluster, &p).await);
     }
     let mut tasks = Vec::new();
     for t in 0..48 {
@@ -304,11 +308,11 @@ async fn concurrent_batches_on_several_connections() {
 #[tokio::test]
 async fn namespaced_results_use_the_callers_keys() {
     let p = support::unique_prefix("nsres");
-    let svc = standalone(&p).await;
+    let svc = service_in(Deployment::Standalone, &p).await;
     svc.mset_json([("a", 1), ("b", 2)], None).await.unwrap();
     let got: HashMap<String, i32> = svc.mget_json(&["a", "b"]).await.unwrap();
     assert_eq!(got, HashMap::from([("a".into(), 1), ("b".into(), 2)]));
-    let stored: String = raw(&svc, &[&"GET", &format!("{p}:a")]).await;
+    let stored: String = raw(&svc, redis::cmd("GET").arg(format!("{p}:a"))).await;
     assert_eq!(stored, "1");
     // Another namespace sees nothing.
     let other = svc.with_namespace(format!("{p}-other"));
@@ -323,7 +327,7 @@ async fn namespaced_results_use_the_callers_keys() {
 
 /// `calls=` of one command in `INFO commandstats`.
 async fn calls(svc: &RedisService, command: &str) -> u64 {
-    let info: String = raw(svc, &[&"INFO", &"commandstats"]).await;
+    let info: String = raw(svc, redis::cmd("INFO").arg("commandstats")).await;
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())

@@ -4,7 +4,7 @@ use super::*;
 
 #[tokio::test]
 async fn the_seed_call() {
-    let svc = service(false).await;
+    let svc = test_service(Deployment::Standalone).await;
     for sliding in [true, false] {
         let key = format!("ip:10.0.0.1:{sliding}");
         let got: Vec<(bool, u64)> = {
@@ -31,7 +31,7 @@ async fn the_seed_call() {
 
 #[tokio::test]
 async fn keys_carry_the_namespace_and_the_id_as_hash_tag() {
-    let svc = service(false).await;
+    let svc = test_service(Deployment::Standalone).await;
     let ns = svc.namespace().unwrap().to_string();
     let l = limiter(&svc, Algorithm::Gcra, 3, Duration::from_secs(1));
     assert_eq!(
@@ -60,7 +60,7 @@ async fn keys_carry_the_namespace_and_the_id_as_hash_tag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_ids_spread_over_primaries_and_are_limited_exactly() {
     let cluster = support::shared_cluster().await;
-    let svc = service(true).await;
+    let svc = test_service(Deployment::Cluster).await;
     let ids: Vec<String> = (0..40)
         .map(|i| format!("user:{i}"))
         .chain(["{x}:y}".into(), "}{".into()])
@@ -100,7 +100,7 @@ async fn cluster_ids_spread_over_primaries_and_are_limited_exactly() {
 
 #[tokio::test]
 async fn large_quotas_are_exact() {
-    let svc = service(false).await;
+    let svc = test_service(Deployment::Standalone).await;
     let at = |t: u64| CheckOptions::new().at(BASE_US + t);
     // GCRA, 50,000 per day (one per 1.728 s) with a burst of 3.
     let day = Quota::new(nz(50_000), Duration::from_secs(86_400)).with_burst(nz(3));
@@ -152,7 +152,7 @@ async fn large_quotas_are_exact() {
 /// earlier: a lost fraction would drift by a microsecond every 7 units.
 #[tokio::test]
 async fn gcra_spacing_is_exact_to_the_microsecond() {
-    let svc = service(false).await;
+    let svc = test_service(Deployment::Standalone).await;
     let q = Quota::new(nz(14), Duration::from_secs(2)).with_burst(nz(7));
     let l = svc.rate_limiter("frac", Algorithm::Gcra, q).unwrap();
     let at = |t: u64| CheckOptions::new().at(BASE_US + t);
@@ -172,7 +172,7 @@ async fn gcra_spacing_is_exact_to_the_microsecond() {
 
 #[tokio::test]
 async fn bad_input_is_rejected_before_any_round_trip() {
-    let svc = service(false).await;
+    let svc = test_service(Deployment::Standalone).await;
     let ns = svc.namespace().unwrap().to_string();
     let check = |r: redis_atomics::Result<(bool, u64)>, what: &str| {
         let e = r.unwrap_err();

@@ -2,9 +2,9 @@
 
 use super::*;
 
-both!(same_microsecond_requests_all_count);
-async fn same_microsecond_requests_all_count(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(same_microsecond_requests_all_count);
+async fn same_microsecond_requests_all_count(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 10, Duration::from_secs(60));
         let at = CheckOptions::new().at(BASE_US + 7);
@@ -22,9 +22,9 @@ async fn same_microsecond_requests_all_count(cluster: bool) {
     }
 }
 
-both!(a_request_id_is_counted_once);
-async fn a_request_id_is_counted_once(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(a_request_id_is_counted_once);
+async fn a_request_id_is_counted_once(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 3, Duration::from_secs(60));
         let at = |t: u64, id: &str| CheckOptions::new().at(BASE_US + t).request_id(id);
@@ -62,9 +62,9 @@ async fn a_request_id_is_counted_once(cluster: bool) {
     }
 }
 
-both!(every_key_has_a_ttl_close_to_its_window);
-async fn every_key_has_a_ttl_close_to_its_window(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(every_key_has_a_ttl_close_to_its_window);
+async fn every_key_has_a_ttl_close_to_its_window(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = svc
             .rate_limiter_builder("ttl", algo)
@@ -98,9 +98,9 @@ async fn every_key_has_a_ttl_close_to_its_window(cluster: bool) {
     }
 }
 
-both!(peek_does_not_consume_and_reset_clears);
-async fn peek_does_not_consume_and_reset_clears(cluster: bool) {
-    let svc = service(cluster).await;
+on_both!(peek_does_not_consume_and_reset_clears);
+async fn peek_does_not_consume_and_reset_clears(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 3, Duration::from_secs(60));
         for _ in 0..10 {
@@ -217,12 +217,12 @@ async fn only_a_check_with_a_request_id_is_retried_after_a_timeout() {
     assert_eq!(now.remaining(), 4, "the server ran it once");
 }
 
-both!(logical_time_keys_still_expire_on_the_real_clock);
+on_both!(logical_time_keys_still_expire_on_the_real_clock);
 /// `CheckOptions::at` drives the evaluation only: the TTLs a check sets run
 /// on the server's real clock, as its docs say. With 3 per 1 ms, the state
 /// written at `t` is gone 20 ms of real time later, at the same `t`.
-async fn logical_time_keys_still_expire_on_the_real_clock(cluster: bool) {
-    let svc = service(cluster).await;
+async fn logical_time_keys_still_expire_on_the_real_clock(on: Deployment) {
+    let svc = test_service(on).await;
     for algo in Algorithm::ALL {
         let l = limiter(&svc, algo, 3, Duration::from_millis(1));
         let at = CheckOptions::new().at(BASE_US);
@@ -246,7 +246,7 @@ async fn logical_time_keys_still_expire_on_the_real_clock(cluster: bool) {
 /// The sliding log, for contrast, never passes more than `limit`.
 #[tokio::test]
 async fn sliding_window_counter_passes_up_to_twice_the_limit_in_a_sliding_window() {
-    let svc = service(false).await;
+    let svc = test_service(Deployment::Standalone).await;
     let at = |t: u64| CheckOptions::new().at(BASE_US + t);
     assert_eq!(BASE_US % 1_000_000, 0, "BASE_US starts an aligned second");
     for (algo, second) in [(Algorithm::SlidingWindow, 9), (Algorithm::SlidingLog, 0)] {

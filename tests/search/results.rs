@@ -133,15 +133,7 @@ async fn concurrent_first_queries_share_the_schema_cache() {
     };
     let a = connect(&server.url(), "concurrent").await;
     let index = movies(&a).await;
-    let b = RedisService::connect(
-        RedisConfig::builder()
-            .url(server.url())
-            .namespace(a.namespace().unwrap())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let b = support::service_at(&server.url(), a.namespace().unwrap()).await;
     let mut tasks = Vec::new();
     for i in 0..64 {
         let svc = if i % 2 == 0 { a.clone() } else { b.clone() };

@@ -4,12 +4,7 @@ use super::*;
 
 #[tokio::test]
 async fn search_on_a_cluster_is_a_config_error() {
-    let cluster = support::shared_cluster().await;
-    let config = RedisConfig::builder()
-        .cluster_nodes(cluster.nodes())
-        .build()
-        .unwrap();
-    let svc = RedisService::connect(config).await.unwrap();
+    let svc = support::service(support::Deployment::Cluster).await;
     let index = svc.search_index("idx");
     let schema = IndexSchema::new().vector("v", VectorField::flat(2));
     let errors = [
@@ -34,38 +29,48 @@ async fn search_on_a_cluster_is_a_config_error() {
 }
 
 /// Runs one live test of this binary in a child process with the search
-/// module path broken: it must fail under REDIS_ATOMICS_REQUIRE_SEARCH=1 and
-/// pass with a `SKIPPED <test>: …` line otherwise.
+/// module path broken (and, in a second run, the server binary too, as on a
+/// fresh clone without `target/servers/`): it must fail under
+/// REDIS_ATOMICS_REQUIRE_SEARCH=1 naming every missing piece, and pass with a
+/// `SKIPPED <test>: …` line naming them otherwise.
 #[test]
 fn missing_search_server_fails_when_required_and_skips_otherwise() {
     let exe = std::env::current_exe().unwrap();
     let test = "knn::range_query_returns_everything_within_the_radius";
-    let run = |require: &str| {
-        std::process::Command::new(&exe)
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env("REDIS_SEARCH_MODULE", "/nonexistent/redisearch.so")
-            .env("REDIS_ATOMICS_REQUIRE_SEARCH", require)
-            .output()
-            .unwrap()
+    let module = "/nonexistent/redisearch.so";
+    let bin = "/nonexistent/redis-server";
+    let run = |require: &str, bin: Option<&str>| {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env("REDIS_SEARCH_MODULE", module)
+            .env("REDIS_ATOMICS_REQUIRE_SEARCH", require);
+        if let Some(bin) = bin {
+            cmd.env("REDIS_SEARCH_SERVER_BIN", bin);
+        }
+        cmd.output().unwrap()
     };
-    let required = run("1");
-    let err = String::from_utf8_lossy(&required.stderr);
-    assert!(!required.status.success(), "must fail when required: {err}");
-    assert!(
-        err.contains("REDIS_ATOMICS_REQUIRE_SEARCH=1")
-            && err.contains("/nonexistent/redisearch.so"),
-        "{err}"
-    );
+    for broken_bin in [None, Some(bin)] {
+        let missing: Vec<&str> = broken_bin.into_iter().chain([module]).collect();
+        let required = run("1", broken_bin);
+        let err = String::from_utf8_lossy(&required.stderr);
+        assert!(!required.status.success(), "must fail when required: {err}");
+        assert!(err.contains("REDIS_ATOMICS_REQUIRE_SEARCH=1"), "{err}");
+        for path in &missing {
+            assert!(err.contains(path), "{path} not named: {err}");
+        }
 
-    let optional = run("0");
-    let err = String::from_utf8_lossy(&optional.stderr);
-    assert!(
-        optional.status.success(),
-        "must pass (skip) when optional: {err}"
-    );
-    assert!(
-        err.contains(&format!("SKIPPED {test}: search server not available"))
-            && err.contains("/nonexistent/redisearch.so"),
-        "{err}"
-    );
+        let optional = run("0", broken_bin);
+        let err = String::from_utf8_lossy(&optional.stderr);
+        assert!(
+            optional.status.success(),
+            "must pass (skip) when optional: {err}"
+        );
+        assert!(
+            err.contains(&format!("SKIPPED {test}: search server not available")),
+            "{err}"
+        );
+        for path in &missing {
+            assert!(err.contains(path), "{path} not named: {err}");
+        }
+    }
 }

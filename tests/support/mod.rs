@@ -17,6 +17,11 @@
 //! * [`shared_server`], [`shared_cluster`], [`shared_search`]: one instance per
 //!   test binary; isolate tests with [`unique_prefix`]. Give a test its own server
 //!   only when it kills, flushes or reconfigures it.
+//! * `services.rs`: `RedisService`s on the shared instances
+//!   ([`service`], [`service_in`], [`test_service`], [`services`], [`both`],
+//!   [`on_both!`]) and raw, namespace-free reads of what they stored ([`raw`],
+//!   [`raw_get`], [`raw_exists`], [`pttl`], [`existing`]). Test files use these
+//!   instead of connecting services of their own.
 //!
 //! Servers are plain `std::process` children, started and awaited with blocking
 //! calls, so they do not belong to any tokio runtime (each `#[tokio::test]` has
@@ -40,11 +45,14 @@ mod ports;
 pub mod proxy;
 mod search;
 mod server;
+mod services;
 
 pub use cluster::*;
 pub use ports::*;
 pub use search::*;
 pub use server::*;
+#[allow(unused_imports)] // test binaries without a service of the shared instances
+pub use services::*;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};

@@ -51,7 +51,8 @@ pub(super) fn absolute(path: PathBuf) -> PathBuf {
 
 /// The search server binary and module: `REDIS_SEARCH_SERVER_BIN` and
 /// `REDIS_SEARCH_MODULE`, or else what `scripts/test` unpacks under
-/// `target/servers/`. `Err` says why they are not usable.
+/// `target/servers/`. `Err` names every one that is not usable (on a fresh
+/// clone, both), so the reason printed or panicked with is complete.
 pub fn search_available() -> Result<(String, String), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bin = env_nonempty("REDIS_SEARCH_SERVER_BIN")
@@ -60,8 +61,16 @@ pub fn search_available() -> Result<(String, String), String> {
     let module = env_nonempty("REDIS_SEARCH_MODULE")
         .map(|m| absolute(PathBuf::from(m)))
         .unwrap_or_else(|| root.join(SEARCH_MODULE_REL));
-    check_executable("search server binary", &bin, "REDIS_SEARCH_SERVER_BIN")?;
-    check_executable("search module", &module, "REDIS_SEARCH_MODULE")?;
+    let missing: Vec<String> = [
+        check_executable("search server binary", &bin, "REDIS_SEARCH_SERVER_BIN"),
+        check_executable("search module", &module, "REDIS_SEARCH_MODULE"),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    if !missing.is_empty() {
+        return Err(missing.join("; "));
+    }
     Ok((bin.display().to_string(), module.display().to_string()))
 }
 
