@@ -404,7 +404,7 @@ async fn script_reply(
             cmd.arg(q.burst().get());
         }
     }
-    raw(svc, &mut cmd).await
+    raw(svc, &cmd).await
 }
 
 on_both!(a_denial_names_the_longest_exact_wait);
