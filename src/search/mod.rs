@@ -1,12 +1,12 @@
 //! Vector and filtered search on RediSearch (Redis 8 / Redis Stack), with an
 //! injection-safe query builder.
 //!
-//! * [`SearchIndex`] (from [`RedisService::search_index`]): create and drop an
+//! * [`SearchIndex`] (from [`RedisService::search_index`](crate::RedisService::search_index)): create and drop an
 //!   index over HASH documents ([`IndexSchema`]: TAG, TEXT, NUMERIC, GEO and
 //!   VECTOR fields), upsert [`Document`]s (vectors as little-endian FLOAT32,
 //!   dimension checked), read `FT.INFO`.
 //! * [`VectorQueryBuilder`] (from [`SearchIndex::query`] or
-//!   [`RedisService::vector_query`]): KNN or range queries, filters
+//!   [`RedisService::vector_query`](crate::RedisService::vector_query)): KNN or range queries, filters
 //!   ([`Filter`], or the schema-aware `filter(field, value)`), paging, sorting,
 //!   returned fields, `EF_RUNTIME` and the hybrid policy; rendered as one
 //!   `FT.SEARCH … DIALECT 2` with the vector as a `PARAMS` blob.
@@ -21,7 +21,7 @@
 //! Search is standalone-only: RediSearch on a Redis Cluster needs the search
 //! coordinator (Redis Enterprise, or Redis 8 built with it), which an open
 //! source cluster does not have. On a cluster service every operation fails
-//! with [`ErrorKind::Config`] before any round trip.
+//! with [`ErrorKind::Config`](crate::ErrorKind::Config) before any round trip.
 //!
 //! ```no_run
 //! # async fn demo(service: redis_atomics::RedisService) -> redis_atomics::Result<()> {
