@@ -174,7 +174,7 @@ async fn a_busy_server_times_out_as_configured_and_the_connection_stays_usable()
             .exec(&mut conn)
             .unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::task::block_in_place(|| server.wait_until_busy());
 
     let t0 = Instant::now();
     let err = once.get::<String>("k").await.unwrap_err();

@@ -80,7 +80,7 @@ async fn wrongtype_is_not_retried() {
     assert_eq!(len, 1, "the list is untouched");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_retry_idempotent_operations_only() {
     let server = support::RedisServer::start_with(&["--enable-debug-command", "yes"]);
     let svc = RedisService::connect(config(server.url(), 2))
@@ -102,7 +102,7 @@ async fn timeouts_retry_idempotent_operations_only() {
             .await
             .unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::task::block_in_place(|| server.wait_until_busy());
 
     // SET NX is not idempotent: one attempt, then the timeout is returned.
     let err = svc.set("n", "1", SetOptions::new().nx()).await.unwrap_err();

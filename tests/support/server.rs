@@ -219,6 +219,38 @@ impl RedisServer {
         self.port
     }
 
+    /// Blocks until the server stops answering (a `DEBUG SLEEP` has begun):
+    /// a `PING` on a fresh connection gets no reply within 50 ms. Polls;
+    /// panics after 10 s. Replaces "sleep a little and hope it started".
+    pub fn wait_until_busy(&self) {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port))
+                .expect("connect to the test server");
+            conn.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                .expect("read timeout");
+            conn.write_all(b"PING\r\n").expect("send PING");
+            let mut buf = [0u8; 16];
+            match conn.read(&mut buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return;
+                }
+                _ => {}
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never became busy"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// `redis://127.0.0.1:PORT/` (no password, even with `--requirepass`).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
