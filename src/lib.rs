@@ -24,6 +24,8 @@ pub use crate::core::{
     breaker, commands, config, connection, error, keys, retry, scripts, service,
 };
 
+#[cfg(feature = "tls")]
+pub use crate::core::tls;
 pub use breaker::{CircuitBreakerOptions, CircuitState};
 pub use cache::{Args, CacheOptions, Cached};
 pub use commands::{SetCondition, SetOptions, Ttl};
@@ -37,6 +39,8 @@ pub use retry::{Backoff, Idempotency, RetryPolicy};
 pub use service::{PreloadReport, RedisService};
 pub use stats::CacheStats;
 pub use temp::{DEFAULT_TEMPORARY_TTL, TempValue, TemporaryKey};
+#[cfg(feature = "tls")]
+pub use tls::TlsOptions;
 
 /// Caches an `async fn` in Redis (feature `macros`, on by default); see
 /// [`cache`] for the behaviour.

@@ -33,15 +33,57 @@ use std::time::Duration;
 use crate::core::breaker::CircuitBreakerOptions;
 use crate::core::error::{Error, Result};
 use crate::core::retry::{Backoff, RetryPolicy};
+#[cfg(feature = "tls")]
+use crate::core::tls::TlsOptions;
 
 /// Where the service connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form hides the password of every URL
+/// (`redis://user:<redacted>@host`).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Topology {
     /// One server (or a proxy), by URL, e.g. `redis://127.0.0.1:6379/0`.
     Standalone(String),
     /// A Redis Cluster, by the URLs of some of its nodes (the rest are discovered).
     Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Topology::Standalone(url) => {
+                f.debug_tuple("Standalone").field(&redact_url(url)).finish()
+            }
+            Topology::Cluster(nodes) => f
+                .debug_tuple("Cluster")
+                .field(&nodes.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `url` with the password of its user info replaced by `<redacted>`, for
+/// `Debug` output and error messages (`redis://:pw@h` → `redis://:<redacted>@h`;
+/// a user name alone is kept).
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:<redacted>{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
 }
 
 /// Settings of a [`RedisService`](crate::RedisService), validated when built.
@@ -74,6 +116,8 @@ pub struct RedisConfig {
     connect_timeout: Duration,
     response_timeout: Duration,
     circuit_breaker: CircuitBreakerOptions,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsOptions>,
 }
 
 impl RedisConfig {
@@ -125,6 +169,12 @@ impl RedisConfig {
     pub fn circuit_breaker(&self) -> CircuitBreakerOptions {
         self.circuit_breaker
     }
+
+    /// The certificates of `rediss://` connections, if set (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&TlsOptions> {
+        self.tls.as_ref()
+    }
 }
 
 /// Builds a [`RedisConfig`]; every setter says its default. Nothing is
@@ -160,6 +210,8 @@ pub struct RedisConfigBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     circuit_breaker: CircuitBreakerOptions,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsOptions>,
 }
 
 impl Default for RedisConfigBuilder {
@@ -171,6 +223,8 @@ impl Default for RedisConfigBuilder {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
             circuit_breaker: CircuitBreakerOptions::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -309,6 +363,18 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// The certificates of `rediss://` connections (feature `tls`): a
+    /// custom CA, and a client certificate and key for mutual TLS. Every URL
+    /// must then be `rediss://`. The server's name is always checked against
+    /// its certificate. Defaults to none: a `rediss://` URL is checked
+    /// against the system's trust store, with no client certificate.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = Some(options);
+        self
+    }
+
     /// Validates and builds the configuration.
     pub fn build(self) -> Result<RedisConfig> {
         match &self.topology {
@@ -342,6 +408,20 @@ impl RedisConfigBuilder {
         }
         self.circuit_breaker.validate()?;
         self.retry.validate()?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+            let urls = match &self.topology {
+                Topology::Standalone(url) => std::slice::from_ref(url),
+                Topology::Cluster(nodes) => nodes.as_slice(),
+            };
+            if let Some(url) = urls.iter().find(|u| !u.starts_with("rediss://")) {
+                return Err(Error::config(format!(
+                    "TLS options are set but {} is not a rediss:// URL",
+                    redact_url(url)
+                )));
+            }
+        }
         Ok(RedisConfig {
             topology: self.topology,
             namespace: self.namespace,
@@ -349,15 +429,23 @@ impl RedisConfigBuilder {
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
             circuit_breaker: self.circuit_breaker,
+            #[cfg(feature = "tls")]
+            tls: self.tls,
         })
     }
 }
 
 fn check_url(url: &str) -> Result<()> {
     use redis::IntoConnectionInfo;
+    if cfg!(not(feature = "tls")) && url.starts_with("rediss://") {
+        return Err(Error::config(format!(
+            "{} is a TLS URL: enable the `tls` feature of redis-atomics",
+            redact_url(url)
+        )));
+    }
     url.into_connection_info()
         .map(drop)
-        .map_err(|e| Error::config(format!("invalid Redis URL {url:?}: {e}")))
+        .map_err(|e| Error::config(format!("invalid Redis URL {:?}: {e}", redact_url(url))))
 }
 
 #[cfg(test)]
@@ -407,6 +495,61 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("max_retry_delay"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug_or_errors() {
+        assert_eq!(
+            redact_url("redis://user:pw@h:1/0"),
+            "redis://user:<redacted>@h:1/0"
+        );
+        assert_eq!(redact_url("rediss://:p@ss@h"), "rediss://:<redacted>@h");
+        assert_eq!(redact_url("redis://user@h"), "redis://user@h");
+        assert_eq!(redact_url("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
+        assert_eq!(redact_url("unix:///tmp/r.sock"), "unix:///tmp/r.sock");
+        let b = RedisConfig::builder().url("redis://alice:hunter2@127.0.0.1:1/0");
+        let c = b.clone().build().unwrap();
+        for text in [format!("{b:?}"), format!("{c:?}")] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("alice:<redacted>@127.0.0.1"), "{text}");
+        }
+        let c = RedisConfig::builder()
+            .cluster_nodes(["redis://:hunter2@a:1", "redis://:hunter2@b:1"])
+            .build()
+            .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        // A URL that does not parse is quoted without its password.
+        let err = RedisConfig::builder()
+            .url("redis://alice:hunter2@127.0.0.1:notaport")
+            .build()
+            .unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn rediss_without_the_feature_names_it() {
+        let err = RedisConfig::new("rediss://h:1").unwrap_err();
+        assert!(err.to_string().contains("`tls` feature"), "{err}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_options_need_rediss_urls() {
+        let err = RedisConfig::builder()
+            .url("redis://u:hunter2@h:1")
+            .tls(TlsOptions::new())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert!(err.to_string().contains("not a rediss:// URL"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let c = RedisConfig::builder()
+            .url("rediss://h:1")
+            .tls(TlsOptions::new())
+            .build()
+            .unwrap();
+        assert_eq!(c.tls(), Some(&TlsOptions::new()));
     }
 
     #[test]

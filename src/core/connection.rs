@@ -18,7 +18,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, RedisFuture, RedisResult, Value};
 
-use crate::core::config::{RedisConfig, Topology};
+use crate::core::config::{RedisConfig, Topology, redact_url};
 use crate::core::error::{Error, Result};
 
 /// A multiplexed connection to one server or to a cluster.
@@ -72,13 +72,24 @@ impl std::fmt::Display for Node {
     }
 }
 
+/// The client of one server: with the configured certificates when TLS
+/// options are set (feature `tls`), else from the URL alone.
+fn standalone_client(config: &RedisConfig, url: &str) -> redis::RedisResult<redis::Client> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = config.tls() {
+        return redis::Client::build_with_tls(url, tls.certificates());
+    }
+    let _ = config;
+    redis::Client::open(url)
+}
+
 impl Connection {
     /// Connects as `config` says.
     pub async fn connect(config: &RedisConfig) -> Result<Self> {
         let connect = async {
             match config.topology() {
                 Topology::Standalone(url) => {
-                    let client = redis::Client::open(url.as_str())?;
+                    let client = standalone_client(config, url)?;
                     let manager_config = ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(config.connect_timeout()))
                         .set_response_timeout(Some(config.response_timeout()))
@@ -89,7 +100,13 @@ impl Connection {
                     Ok(Connection::Standalone(manager))
                 }
                 Topology::Cluster(nodes) => {
-                    let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    let builder = redis::cluster::ClusterClientBuilder::new(nodes.clone());
+                    #[cfg(feature = "tls")]
+                    let builder = match config.tls() {
+                        Some(tls) => builder.certs(tls.certificates()),
+                        None => builder,
+                    };
+                    let client = builder
                         .connection_timeout(config.connect_timeout())
                         .response_timeout(config.response_timeout())
                         // Never re-sent by the driver: see the module docs.
@@ -100,8 +117,12 @@ impl Connection {
             }
         };
         let target = match config.topology() {
-            Topology::Standalone(url) => url.clone(),
-            Topology::Cluster(nodes) => nodes.join(","),
+            Topology::Standalone(url) => redact_url(url),
+            Topology::Cluster(nodes) => nodes
+                .iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(","),
         };
         connect.await.map_err(|e: redis::RedisError| {
             let err = Error::from_redis(e);

@@ -21,3 +21,5 @@ pub(crate) mod script_call;
 pub mod scripts;
 pub mod service;
 pub(crate) mod slots;
+#[cfg(feature = "tls")]
+pub mod tls;

@@ -46,6 +46,7 @@ pub mod proxy;
 mod search;
 mod server;
 mod services;
+pub mod tls;
 
 pub use cluster::*;
 pub use ports::*;
