@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use redis_atomics::{ErrorKind, RedisConfig, RedisService, SetOptions, TlsOptions};
-use support::tls::{TestPki, TlsServer};
+use support::tls::{TestPki, TlsCluster, TlsServer};
 
 fn config(url: &str, tls: TlsOptions) -> RedisConfig {
     RedisConfig::builder()
@@ -149,4 +149,31 @@ async fn mutual_tls_works_with_the_client_certificate_and_is_refused_without() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(!text.contains(key_body), "{text}");
+}
+
+#[tokio::test]
+async fn a_tls_cluster_runs_commands_and_scripts_on_every_primary() {
+    let pki = TestPki::new();
+    let Some(cluster) = TlsCluster::start(&pki) else {
+        return;
+    };
+    let config = RedisConfig::builder()
+        .cluster_nodes(cluster.urls().into_iter().take(1))
+        .tls(TlsOptions::new().ca_pem(pki.ca_pem.as_str()))
+        .build()
+        .unwrap();
+    let service = RedisService::connect(config)
+        .await
+        .expect("TLS cluster connect with the custom CA");
+    // Keys spread over the slots of all three primaries.
+    for i in 0..30 {
+        let key = format!("tls:c:{i}");
+        assert!(service.set(&key, i, SetOptions::default()).await.unwrap());
+        assert_eq!(service.get::<i64>(&key).await.unwrap(), Some(i));
+        let (allowed, _) = service
+            .check_rate_limit(&format!("tls:crl:{i}"), 5, 60, i % 2 == 0)
+            .await
+            .unwrap();
+        assert!(allowed);
+    }
 }

@@ -62,6 +62,10 @@ impl TlsServer {
     /// `client_certs` sets `--tls-auth-clients` (mutual TLS required or not).
     /// `None`, with the reason printed, when the binary has no TLS support.
     pub fn start(pki: &TestPki, client_certs: bool) -> Option<Self> {
+        Self::launch(pki, client_certs, false)
+    }
+
+    fn launch(pki: &TestPki, client_certs: bool, cluster: bool) -> Option<Self> {
         let bin = server_bin();
         let dir = make_temp_dir("tls");
         let write = |name: &str, pem: &str| {
@@ -75,7 +79,17 @@ impl TlsServer {
         let log = dir.join("server.log");
         let mut tries = Vec::new();
         for _ in 0..10 {
-            let port = reserve_port(false);
+            let port = reserve_port(cluster);
+            let cluster_args: Vec<String> = if cluster {
+                let conf = dir.join("nodes.conf").display().to_string();
+                ["--cluster-enabled", "yes", "--tls-cluster", "yes"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(["--cluster-config-file".into(), conf])
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mut child = Command::new(&bin)
                 .args(["--port", "0", "--tls-port", &port.to_string()])
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -87,6 +101,7 @@ impl TlsServer {
                 ])
                 .args(["--dir", &dir.display().to_string()])
                 .args(["--logfile", &log.display().to_string()])
+                .args(&cluster_args)
                 .current_dir(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -145,6 +160,69 @@ impl TlsServer {
     /// The port of the TLS listener.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `redis-cli --tls --cacert CA` (the CA this server's dir holds).
+    fn cli(&self) -> Command {
+        let mut cmd = Command::new(cli_bin());
+        cmd.arg("--tls")
+            .arg("--cacert")
+            .arg(self.dir.join("ca.crt"));
+        cmd
+    }
+}
+
+/// Three TLS-only primaries (`--tls-cluster yes`: the cluster bus is TLS
+/// too) made a cluster with `redis-cli --tls --cluster create`.
+pub struct TlsCluster {
+    nodes: Vec<TlsServer>,
+}
+
+impl TlsCluster {
+    /// `None`, with the reason printed, when the binary has no TLS support.
+    pub fn start(pki: &TestPki) -> Option<Self> {
+        let mut nodes = Vec::new();
+        for _ in 0..CLUSTER_PRIMARIES {
+            nodes.push(TlsServer::launch(pki, false, true)?);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = nodes[0]
+            .cli()
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .arg("--cluster-yes")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --tls --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        loop {
+            let ok = nodes.iter().all(|n| {
+                n.cli()
+                    .args(["-p", &n.port.to_string(), "cluster", "info"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+            });
+            if ok {
+                return Some(TlsCluster { nodes });
+            }
+            assert!(Instant::now() < deadline, "the TLS cluster never became ok");
+            sleep(POLL);
+        }
+    }
+
+    /// `rediss://127.0.0.1:PORT/` of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(TlsServer::url).collect()
     }
 }
 
