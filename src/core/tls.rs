@@ -4,8 +4,12 @@
 //! A `rediss://` URL turns TLS on; [`TlsOptions`] only says which
 //! certificates to use. Server-name checks are always on: the host of the URL
 //! must be named in the server's certificate (there is no switch to turn
-//! this off). The crypto provider is rustls's `ring`, so nothing needs to be
-//! installed on the machine.
+//! this off). The crypto provider is rustls's `ring` (built with the C
+//! compiler every Rust toolchain setup has; no OpenSSL, no cmake), so
+//! nothing needs to be installed on the machine. If another dependency also
+//! enables rustls's `aws-lc-rs`, rustls cannot choose on its own: install
+//! one at start-up with `rustls::crypto::ring::default_provider()
+//! .install_default()`.
 //!
 //! **Secrets stay out of output:** the `Debug` form of [`TlsOptions`] never
 //! shows the client key, and PEM that does not parse is reported without its
