@@ -16,6 +16,7 @@ use std::num::NonZeroU32;
 use redis_atomics::{Algorithm, ErrorKind, Quota, RedisConfig, RedisService, SetOptions};
 use support::load::{Tally, bounded, join_all, load, unit};
 use support::{ProxiedCluster, RedisCluster};
+use support::{command_calls, error_count, poll_until};
 
 async fn connect(cluster: &RedisCluster) -> RedisService {
     let config = RedisConfig::builder()
@@ -524,37 +525,6 @@ async fn slot_migration_under_load_is_invisible() {
         "MOVED / ASK / TRYAGAIN reached a caller despite the retry policy"
     );
     assert_writes_readable(&service, 8).await;
-}
-
-/// Polls `cond` (a blocking check) every 10 ms until it holds; panics after
-/// the hang bound with `what`.
-async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + support::load::HUNG;
-    while !tokio::task::block_in_place(&mut cond) {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// `calls` of `cmdstat_<command>` in `INFO commandstats` of a node.
-fn command_calls(node: &support::RedisServer, command: &str) -> u64 {
-    info_count(node, "commandstats", &format!("cmdstat_{command}:calls="))
-}
-
-/// `count` of `errorstat_<code>` in `INFO errorstats` of a node.
-fn error_count(node: &support::RedisServer, code: &str) -> u64 {
-    info_count(node, "errorstats", &format!("errorstat_{code}:count="))
-}
-
-fn info_count(node: &support::RedisServer, section: &str, prefix: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query(&mut node.connection())
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// A service on a proxied cluster, with retries left (so only the retry

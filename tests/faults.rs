@@ -16,6 +16,7 @@ use redis_atomics::{ErrorKind, Idempotency, RedisConfig, RedisService, SetOption
 use support::RedisServer;
 use support::load::{HUNG, Tally, bounded, join_all, load, unit};
 use support::proxy::FaultProxy;
+use support::{command_calls, poll_until};
 
 async fn connect(url: &str, retries: u32, timeout: Duration) -> RedisService {
     let config = RedisConfig::builder()
@@ -28,15 +29,6 @@ async fn connect(url: &str, retries: u32, timeout: Duration) -> RedisService {
         .build()
         .unwrap();
     RedisService::connect(config).await.unwrap()
-}
-
-/// Polls `cond` every 5 ms until it holds; panics after the hang bound.
-async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + HUNG;
-    while !cond() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// A crash under load: while the server is down every failure is retryable
@@ -510,19 +502,6 @@ async fn cache_wrapper_answers_through_a_crash_and_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// `calls` of `cmdstat_<command>` in `INFO commandstats` (0 when absent).
-fn command_calls(server: &RedisServer, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.connection())
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
 }
 
 /// Exactly once across a lost reply: the server runs the check, the proxy

@@ -125,38 +125,8 @@ async fn timeouts_retry_idempotent_operations_only() {
 // ---------------------------------------------------------------------------
 
 use redis_atomics::Idempotency;
-use std::time::Instant;
 use support::RedisServer;
-
-/// `count` of `errorstat_<code>` in `INFO errorstats` (0 when absent).
-fn error_count(node: &RedisServer, code: &str) -> u64 {
-    info_count(node, "errorstats", &format!("errorstat_{code}:count="))
-}
-
-/// `calls` of `cmdstat_<command>` in `INFO commandstats` (0 when absent).
-fn command_calls(node: &RedisServer, command: &str) -> u64 {
-    info_count(node, "commandstats", &format!("cmdstat_{command}:calls="))
-}
-
-fn info_count(node: &RedisServer, section: &str, prefix: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query(&mut node.connection())
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
-/// Polls a blocking condition every 10 ms, failing after 10 s.
-async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !tokio::task::block_in_place(&mut cond) {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use support::{command_calls, error_count, poll_until};
 
 /// READONLY (a write on a replica) is retried for idempotent and
 /// non-idempotent writes alike: the replica refused it each time.

@@ -41,6 +41,7 @@
 
 mod cluster;
 pub mod load;
+mod observe;
 mod ports;
 pub mod proxy;
 mod search;
@@ -49,6 +50,8 @@ mod services;
 pub mod tls;
 
 pub use cluster::*;
+#[allow(unused_imports)] // binaries (benches) that observe no server
+pub use observe::*;
 pub use ports::*;
 pub use search::*;
 pub use server::*;
