@@ -77,17 +77,7 @@ impl RedisService {
         let full = self.key(key);
         options.validate().map_err(|e| e.with_key(&full))?;
         let bytes = codec::to_json(&full, value)?;
-        self.set_bytes(&full, &bytes, options).await
-    }
-
-    /// `SET full bytes [PX] [NX|XX]` for callers that already encoded.
-    pub(crate) async fn set_bytes(
-        &self,
-        full: &str,
-        bytes: &[u8],
-        options: SetOptions,
-    ) -> Result<bool> {
-        self.set_full(full, bytes, options).await
+        self.set_full(&full, bytes.as_slice(), options).await
     }
 
     /// Reads hash field `field` of `key` as JSON: `Ok(None)` when the key or

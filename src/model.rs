@@ -219,7 +219,7 @@ impl RedisService {
         options.validate().map_err(|e| e.with_key(&full))?;
         check(&full, "", value)?;
         let bytes = codec::to_json(&full, value)?;
-        self.set_bytes(&full, &bytes, options).await
+        self.set_full(&full, bytes.as_slice(), options).await
     }
 
     /// Reads many models, keyed by the caller's keys; missing keys omitted,

@@ -200,7 +200,7 @@ impl RedisService {
         let ttl = ex.unwrap_or(DEFAULT_TEMPORARY_TTL);
         let ms = ttl_millis(ttl).map_err(|e| e.with_key(&full))?;
         let value = value.into();
-        self.set_bytes(&full, &value.0, SetOptions::new().ex(ttl))
+        self.set_full(&full, value.0.as_slice(), SetOptions::new().ex(ttl))
             .await?;
         tracing::debug!(key = %full, ttl_ms = ms, "temporary key created");
         Ok(TemporaryKey {

@@ -461,17 +461,11 @@ impl<T: Serialize + DeserializeOwned> Call<'_, T> {
     /// Shares a value that was computed but not stored because Redis was
     /// unavailable or the caller skips it, with every follower of this
     /// flight (no invalidation can be ordered against it).
-    fn publish_unstored(mut self, bytes: &[u8]) {
-        if let Some(leader) = self.leader.as_mut() {
+    fn publish_value(mut self, value: &T) {
+        if let Some(leader) = self.leader.as_mut().filter(|l| l.has_followers()) {
             leader.mark_all();
-        }
-        self.publish(bytes);
-    }
-
-    fn publish_value(self, value: &T) {
-        if self.leader.as_ref().is_some_and(Leader::has_followers) {
             if let Ok(bytes) = self.format.encode(self.key, value) {
-                self.publish_unstored(&bytes);
+                self.publish(&bytes);
             }
         }
     }

@@ -185,13 +185,17 @@ impl RedisService {
         value: V,
         options: SetOptions,
     ) -> Result<bool> {
-        let mut args = redis::Cmd::new();
-        args.arg(value);
-        options.apply(&mut args).map_err(|e| e.with_key(full))?;
+        // The value goes straight into the script call; only the few
+        // option words pass through a scratch command.
+        let mut options_args = redis::Cmd::new();
+        options
+            .apply(&mut options_args)
+            .map_err(|e| e.with_key(full))?;
         let mut call = ScriptCall::new(&scripts::SET_VALUE)
             .key(full)
-            .key(keys::lock_key(full));
-        for arg in args.args_iter() {
+            .key(keys::lock_key(full))
+            .arg(value);
+        for arg in options_args.args_iter() {
             if let redis::Arg::Simple(bytes) = arg {
                 call = call.arg(bytes);
             }
